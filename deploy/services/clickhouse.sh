@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Private ClickHouse server (Debian's clickhouse-server 18.16) for tests and dev.
+#
+# Usage: deploy/services/clickhouse.sh install|start|stop|status|client [args...]
+#
+# Environment:
+#   AW_STATE                 state root (default: <repo>/.state); server state in $AW_STATE/clickhouse
+#   AW_CH_PORT               native TCP port      (default 19000)
+#   AW_CH_HTTP_PORT          HTTP port            (default 18123)
+#   AW_CH_INTERSERVER_PORT   interserver port     (default 19009)
+#
+# The server runs as the current user with its own copy of the packaged config in
+# $STATE/conf (plus deploy/clickhouse/users.d/*.xml), so it never touches /etc or /var.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE="${AW_STATE:-$REPO/.state}/clickhouse"
+PORT="${AW_CH_PORT:-19000}"
+HTTP_PORT="${AW_CH_HTTP_PORT:-18123}"
+INTERSERVER_PORT="${AW_CH_INTERSERVER_PORT:-19009}"
+PIDFILE="$STATE/clickhouse.pid"
+START_TIMEOUT=60
+
+log() { echo "[clickhouse] $*"; }
+die() { echo "[clickhouse] ERROR: $*" >&2; exit 1; }
+
+installed() { command -v clickhouse-server >/dev/null 2>&1 && command -v clickhouse-client >/dev/null 2>&1; }
+
+cmd_install() {
+    if installed; then
+        log "already installed: $(clickhouse-client --version 2>/dev/null | head -n1)"
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Refresh the package lists only if they are missing or don't know the package.
+    if ! apt-cache show clickhouse-server >/dev/null 2>&1; then
+        log "apt-get update"
+        apt-get update -qq
+    fi
+    log "apt-get install clickhouse-server clickhouse-client"
+    # No systemd here: a postinst that tries to start the packaged service may fail
+    # (or be blocked by policy-rc.d). That is irrelevant to us, so only the
+    # presence of the binaries decides success.
+    local aptlog
+    aptlog="$(mktemp)"
+    apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        clickhouse-server clickhouse-client >"$aptlog" 2>&1 || true
+    if ! installed; then
+        tail -n 30 "$aptlog" >&2
+        die "clickhouse-server/clickhouse-client not installed"
+    fi
+    rm -f "$aptlog"
+    log "installed: $(clickhouse-client --version 2>/dev/null | head -n1)"
+}
+
+ch_pid() {
+    local pid
+    [[ -f "$PIDFILE" ]] || return 1
+    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+    # Alive and really ours (guards against a stale pid file with a reused pid).
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "clickhouse-server" && echo "$pid"
+}
+
+answering() {
+    clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT 1' >/dev/null 2>&1
+}
+
+# Build $STATE/conf from the packaged config plus the repo's users.d files.
+write_conf() {
+    local src=/etc/clickhouse-server
+    [[ -f "$src/config.xml" && -f "$src/users.xml" ]] || die "missing $src/config.xml or users.xml (run install)"
+    rm -rf "$STATE/conf"
+    mkdir -p "$STATE/conf/users.d" "$STATE/conf/config.d"
+    cp "$src/config.xml" "$src/users.xml" "$STATE/conf/"
+    cp "$REPO"/deploy/clickhouse/users.d/*.xml "$STATE/conf/users.d/"
+    # Keep everything relative to the state dir; the ports etc. go on the command line.
+    cat >"$STATE/conf/config.d/auditwatch.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <users_config>$STATE/conf/users.xml</users_config>
+</yandex>
+EOF
+}
+
+cmd_start() {
+    if ch_pid >/dev/null && answering; then
+        log "already running (pid $(ch_pid)) on 127.0.0.1:$PORT"
+        return 0
+    fi
+    if answering; then
+        die "something else already answers on port $PORT (not our pid file $PIDFILE)"
+    fi
+    installed || die "clickhouse-server not installed (run: $0 install)"
+    if ! ch_pid >/dev/null; then
+        mkdir -p "$STATE"/{data,tmp,user_files,format_schemas,log}
+        write_conf
+        log "starting on 127.0.0.1:$PORT (http $HTTP_PORT, interserver $INTERSERVER_PORT), state $STATE"
+        # setsid: detach from this shell so the server outlives the script.
+        setsid clickhouse-server --config-file="$STATE/conf/config.xml" -- \
+            --path="$STATE/data/" --tmp_path="$STATE/tmp/" \
+            --user_files_path="$STATE/user_files/" --format_schema_path="$STATE/format_schemas/" \
+            --tcp_port="$PORT" --http_port="$HTTP_PORT" --interserver_http_port="$INTERSERVER_PORT" \
+            --logger.log="$STATE/log/server.log" --logger.errorlog="$STATE/log/error.log" \
+            --logger.level=information \
+            </dev/null >"$STATE/log/stdout.log" 2>&1 &
+        echo $! >"$PIDFILE"
+    else
+        log "process $(ch_pid) exists but does not answer yet; waiting"
+    fi
+    local i
+    for ((i = 0; i < START_TIMEOUT * 2; i++)); do
+        if answering; then
+            log "up: $(clickhouse-client --port "$PORT" --query 'SELECT version()') (pid $(cat "$PIDFILE"))"
+            return 0
+        fi
+        if ! ch_pid >/dev/null; then
+            break
+        fi
+        sleep 0.5
+    done
+    echo "[clickhouse] server did not answer on port $PORT; log tails:" >&2
+    tail -n 30 "$STATE/log/error.log" "$STATE/log/stdout.log" >&2 2>/dev/null || true
+    die "start failed"
+}
+
+cmd_stop() {
+    local pid i
+    if ! pid="$(ch_pid)"; then
+        log "not running"
+        rm -f "$PIDFILE"
+        return 0
+    fi
+    log "stopping pid $pid"
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 60; i++)); do
+        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
+        sleep 0.5
+    done
+    log "still running after 30 s; sending SIGKILL"
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$PIDFILE"
+}
+
+cmd_status() {
+    if answering; then
+        log "running on 127.0.0.1:$PORT${PIDFILE:+ (pid $(ch_pid || echo '?'))}"
+        return 0
+    fi
+    log "not answering on 127.0.0.1:$PORT"
+    return 1
+}
+
+case "${1:-}" in
+    install) cmd_install ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    client) shift; exec clickhouse-client --host 127.0.0.1 --port "$PORT" "$@" ;;
+    *) echo "usage: $0 install|start|stop|status|client [args...]" >&2; exit 2 ;;
+esac

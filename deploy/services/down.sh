@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Stop the test services started by up.sh (state is kept in ${AW_STATE:-<repo>/.state}).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+rc=0
+"$HERE/kafka.sh" stop || rc=1
+"$HERE/clickhouse.sh" stop || rc=1
+exit "$rc"

@@ -1,0 +1,307 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/auditwatch/auditwatch/ingest/event"
+)
+
+// Source is a member of a Kafka consumer group. *kafka.Reader satisfies it.
+//
+// FetchMessage blocks until a message arrives or ctx ends, returning
+// ctx.Err() then; CommitMessages commits, per partition, the offset after the
+// highest message given.
+type Source interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Sink stores one batch. Write returns nil only once every row and dead
+// letter is stored; after an error the whole batch is written again, so the
+// Sink must make duplicates harmless.
+type Sink interface {
+	Write(ctx context.Context, rows []event.Row, dead []event.DeadLetter) error
+}
+
+// Options tune an Ingester. Zero values take the defaults in parentheses.
+type Options struct {
+	MaxRows          int           // rows and dead letters per batch (50,000)
+	MaxBytes         int           // raw message bytes per batch (32 MiB)
+	FlushInterval    time.Duration // age at which a non-empty batch is flushed (1s)
+	MaxMessageBytes  int           // larger messages are dead-lettered (1 MiB)
+	MaxFuture        time.Duration // events further in the future are dead-lettered (24h)
+	MaxDeadLetterRaw int           // raw bytes kept per dead letter (64 KiB)
+	RetryMin         time.Duration // first retry delay of a failed write (200ms)
+	RetryMax         time.Duration // longest retry delay (30s)
+	ShutdownTimeout  time.Duration // time to flush and commit after ctx ends (30s)
+	CommitTimeout    time.Duration // limit on one offset commit (10s)
+	CommitAttempts   int           // commits tried before giving up on a batch's offsets (5)
+}
+
+func (o *Options) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxRows, 50_000)
+	def(&o.MaxBytes, 32<<20)
+	def(&o.MaxMessageBytes, 1<<20)
+	def(&o.MaxDeadLetterRaw, 64<<10)
+	def(&o.CommitAttempts, 5)
+	defD(&o.FlushInterval, time.Second)
+	defD(&o.MaxFuture, 24*time.Hour)
+	defD(&o.RetryMin, 200*time.Millisecond)
+	defD(&o.RetryMax, 30*time.Second)
+	defD(&o.ShutdownTimeout, 30*time.Second)
+	defD(&o.CommitTimeout, 10*time.Second)
+}
+
+// Ingester moves events from a Source to a Sink. Create it with New and
+// start it with Run.
+type Ingester struct {
+	src     Source
+	sink    Sink
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	decoder *event.Decoder
+	now     func() time.Time
+
+	sinkOK atomic.Bool // last write succeeded
+}
+
+// New returns an Ingester. metrics may be nil.
+func New(src Source, sink Sink, opts Options, log *slog.Logger, metrics *Metrics) *Ingester {
+	opts.setDefaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	in := &Ingester{
+		src: src, sink: sink, opts: opts, log: log, metrics: metrics,
+		decoder: event.NewDecoder(opts.MaxMessageBytes, opts.MaxFuture),
+		now:     time.Now,
+	}
+	in.sinkOK.Store(true)
+	return in
+}
+
+// Ready returns nil while the last write to the sink succeeded, or an error
+// saying that writes are failing and being retried.
+func (in *Ingester) Ready() error {
+	if !in.sinkOK.Load() {
+		return errors.New("writes to ClickHouse are failing; retrying")
+	}
+	return nil
+}
+
+// Run consumes until ctx ends or the Source is closed. On the way out it
+// writes and commits what it has read, giving up after ShutdownTimeout
+// (uncommitted messages are read again by the next consumer). It returns
+// nil after a clean shutdown.
+func (in *Ingester) Run(ctx context.Context) error {
+	// The writer outlives ctx by up to ShutdownTimeout to flush the last
+	// batches.
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(in.opts.ShutdownTimeout, wcancel)
+		context.AfterFunc(wctx, func() { t.Stop() })
+	})
+	defer stop()
+
+	full := make(chan *batch)
+	free := make(chan *batch, 2)
+	free <- newBatch()
+	free <- newBatch()
+
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		writeErr = in.writeLoop(wctx, full, free)
+	}()
+
+	readErr := in.readLoop(ctx, full, free)
+	close(full)
+	wg.Wait()
+	return errors.Join(readErr, writeErr)
+}
+
+// readLoop fetches, decodes and batches until ctx ends, handing full or old
+// batches to the writer.
+func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-chan *batch) error {
+	b := <-free
+	// fetch is the context of FetchMessage: ctx while the batch is empty,
+	// then ctx with the batch's flush deadline.
+	fetch := fetchContext{ctx: ctx, cancel: func() {}}
+	defer func() { fetch.cancel() }()
+	flush := func() bool {
+		fetch.cancel()
+		fetch = fetchContext{ctx: ctx, cancel: func() {}}
+		if b.empty() {
+			return true
+		}
+		in.metrics.batchAge.Observe(in.now().Sub(b.started).Seconds())
+		full <- b
+		select {
+		case b = <-free:
+			return true
+		case <-ctx.Done():
+			// The writer still holds both batches; wait for one so the last
+			// messages read are not lost.
+			b = <-free
+			return false
+		}
+	}
+	for {
+		msg, err := in.src.FetchMessage(fetch.ctx)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				flush()
+				return nil
+			case errors.Is(err, context.DeadlineExceeded) && fetch.ctx != ctx:
+				flush() // the batch is FlushInterval old
+				continue
+			case errors.Is(err, io.EOF):
+				flush()
+				return nil // reader closed
+			default:
+				in.metrics.fetchErrors.Inc()
+				in.log.Warn("fetch from kafka failed", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+		}
+		now := in.now()
+		if b.empty() {
+			b.started = now
+			fetch.ctx, fetch.cancel = context.WithDeadline(ctx, now.Add(in.opts.FlushInterval))
+		}
+		in.add(b, msg, now)
+		if b.len() >= in.opts.MaxRows || b.bytes >= in.opts.MaxBytes {
+			flush()
+		}
+	}
+}
+
+type fetchContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// add decodes msg into b as a row or a dead letter.
+func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
+	in.metrics.messagesIn.Inc()
+	in.metrics.bytesIn.Add(float64(len(msg.Value)))
+	if msg.HighWaterMark > 0 {
+		in.metrics.lag.WithLabelValues(msg.Topic, itoa(msg.Partition)).Set(float64(msg.HighWaterMark - msg.Offset - 1))
+	}
+	b.track(msg)
+	row, err := in.decoder.Decode(msg.Value, now)
+	if err != nil {
+		dl := event.NewDeadLetter(err, msg.Value, msg.Key, msg.Topic, int32(msg.Partition), msg.Offset, in.opts.MaxDeadLetterRaw, now.UTC())
+		b.dead = append(b.dead, dl)
+		in.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
+		return
+	}
+	row.KafkaPartition, row.KafkaOffset = int32(msg.Partition), msg.Offset
+	b.rows = append(b.rows, row)
+}
+
+// writeLoop stores each batch, retrying until it succeeds or ctx ends, then
+// commits its offsets and returns it to free.
+func (in *Ingester) writeLoop(ctx context.Context, full <-chan *batch, free chan<- *batch) error {
+	var lost int
+	for b := range full {
+		if err := in.write(ctx, b); err != nil {
+			// Shutdown timed out with ClickHouse unreachable: the batch is
+			// not committed, so Kafka delivers it again.
+			lost += b.len()
+			in.log.Error("batch not written before shutdown timeout; its messages stay uncommitted and will be read again", "messages", b.len(), "err", err)
+		} else {
+			in.commit(ctx, b)
+		}
+		b.reset()
+		free <- b
+	}
+	if lost > 0 {
+		return fmt.Errorf("shut down with %d messages unwritten (uncommitted, they will be consumed again)", lost)
+	}
+	return nil
+}
+
+func (in *Ingester) write(ctx context.Context, b *batch) error {
+	start := in.now()
+	bo := backoff{min: in.opts.RetryMin, max: in.opts.RetryMax}
+	for attempt := 1; ; attempt++ {
+		err := in.sink.Write(ctx, b.rows, b.dead)
+		if err == nil {
+			if !in.sinkOK.Swap(true) {
+				in.log.Info("writes to ClickHouse recovered", "attempts", attempt)
+			}
+			in.metrics.writeLatency.Observe(in.now().Sub(start).Seconds())
+			in.metrics.rowsOut.Add(float64(len(b.rows)))
+			in.metrics.deadOut.Add(float64(len(b.dead)))
+			in.metrics.batchRows.Observe(float64(b.len()))
+			return nil
+		}
+		in.sinkOK.Store(false)
+		in.metrics.writeErrors.Inc()
+		delay := bo.next()
+		in.log.Warn("write batch failed; retrying", "attempt", attempt, "rows", len(b.rows), "dead_letters", len(b.dead), "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("write batch: gave up after %d attempts: %w", attempt, err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (in *Ingester) commit(ctx context.Context, b *batch) {
+	msgs := b.commitMessages()
+	if len(msgs) == 0 {
+		return
+	}
+	bo := backoff{min: in.opts.RetryMin, max: 5 * time.Second}
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, in.opts.CommitTimeout)
+		err := in.src.CommitMessages(cctx, msgs...)
+		cancel()
+		if err == nil {
+			in.metrics.commits.Inc()
+			in.metrics.lastCommit.SetToCurrentTime()
+			return
+		}
+		in.metrics.commitErrors.Inc()
+		if attempt >= in.opts.CommitAttempts || ctx.Err() != nil {
+			// Written but not committed: these messages will be read and
+			// written again, which the table's deduplication absorbs.
+			in.log.Warn("commit offsets failed; messages will be redelivered", "attempts", attempt, "partitions", len(msgs), "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(bo.next()):
+		}
+	}
+}

@@ -1,0 +1,101 @@
+// Package retention enforces how long auditwatch keeps data by dropping whole
+// daily partitions, which works on every ClickHouse version (18.16 has no
+// TTL) and costs nothing at query time.
+package retention
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// Conn is the part of a clickhouse-go connection the enforcer uses.
+type Conn interface {
+	Exec(ctx context.Context, query string, args ...any) error
+	Select(ctx context.Context, dest any, query string, args ...any) error
+}
+
+// Policy maps a table partitioned by toYYYYMMDD to the days it keeps; 0 keeps
+// everything.
+type Policy map[string]int
+
+// Enforcer drops expired partitions.
+type Enforcer struct {
+	conn   Conn
+	db     string
+	policy Policy
+	log    *slog.Logger
+}
+
+// New returns an Enforcer for database db.
+func New(conn Conn, db string, policy Policy, log *slog.Logger) *Enforcer {
+	return &Enforcer{conn: conn, db: db, policy: policy, log: log}
+}
+
+// Dropped is one partition removed.
+type Dropped struct {
+	Table     string
+	Partition string
+	Rows      uint64
+}
+
+// Enforce drops, for each table in the policy, the daily partitions whose day
+// ended more than the table's days before now. A partition for day D is kept
+// while now < D + 1 day + days.
+func (e *Enforcer) Enforce(ctx context.Context, now time.Time) ([]Dropped, error) {
+	tables := make([]string, 0, len(e.policy))
+	for t := range e.policy {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	var out []Dropped
+	for _, table := range tables {
+		days := e.policy[table]
+		if days <= 0 {
+			continue
+		}
+		cutoff := now.UTC().AddDate(0, 0, -days).Format("20060102")
+		var parts []struct {
+			Partition string `ch:"partition"`
+			Rows      uint64 `ch:"rows"`
+		}
+		err := e.conn.Select(ctx, &parts, `SELECT partition, sum(rows) AS rows FROM system.parts
+			WHERE database = ? AND table = ? AND active GROUP BY partition ORDER BY partition`, e.db, table)
+		if err != nil {
+			return out, fmt.Errorf("list partitions of %s.%s: %w", e.db, table, err)
+		}
+		for _, p := range parts {
+			if len(p.Partition) != 8 || p.Partition >= cutoff {
+				continue
+			}
+			if err := e.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", e.db, table, p.Partition)); err != nil {
+				return out, fmt.Errorf("drop partition %s of %s.%s: %w", p.Partition, e.db, table, err)
+			}
+			e.log.Info("dropped expired partition", "table", table, "partition", p.Partition, "rows", p.Rows, "retention_days", days)
+			out = append(out, Dropped{Table: table, Partition: p.Partition, Rows: p.Rows})
+		}
+	}
+	return out, nil
+}
+
+// Loop enforces the policy now and then every interval until ctx ends,
+// logging failures and trying again at the next tick.
+func (e *Enforcer) Loop(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := e.Enforce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			e.log.Error("retention failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
