@@ -109,6 +109,10 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Room for oversized test messages (the ingester dead-letters anything over
+# its own max_message_bytes); batches of small events stay well below this.
+message.max.bytes=4194304
+replica.fetch.max.bytes=4194304
 num.network.threads=2
 num.io.threads=4
 log.cleaner.dedupe.buffer.size=33554432

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/auditwatch/auditwatch/deploy/migrations"
+)
+
+// openClickHouse connects over the native protocol (the HTTP protocol does
+// not work with 18.16 servers). It does not contact the server.
+func openClickHouse(cfg ClickHouseConfig) (driver.Conn, error) {
+	opts := &clickhouse.Options{
+		Addr: cfg.Addr,
+		Auth: clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		DialTimeout:  cfg.DialTimeout,
+		ReadTimeout:  cfg.ReadTimeout,
+		MaxOpenConns: cfg.MaxOpenConns,
+		MaxIdleConns: cfg.MaxOpenConns,
+	}
+	if cfg.TLS {
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)
+	}
+	return conn, nil
+}
+
+// waitClickHouse pings until the server answers or ctx ends, logging each
+// failure.
+func waitClickHouse(ctx context.Context, conn driver.Conn, log *slog.Logger) error {
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := conn.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Warn("clickhouse not reachable; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for clickhouse: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// serverDialect reads the server version and returns its SQL dialect.
+func serverDialect(ctx context.Context, conn driver.Conn) (migrations.Dialect, string, error) {
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return migrations.Dialect{}, "", fmt.Errorf("read clickhouse version: %w", err)
+	}
+	d, err := migrations.DialectFor(v)
+	return d, v, err
+}
+
+// migrate applies the schema to the configured database.
+func migrate(ctx context.Context, conn driver.Conn, db string, log *slog.Logger) (migrations.Result, error) {
+	d, v, err := serverDialect(ctx, conn)
+	if err != nil {
+		return migrations.Result{}, err
+	}
+	ms, err := migrations.Load(db, d)
+	if err != nil {
+		return migrations.Result{}, err
+	}
+	log.Info("migrating", "server_version", v, "database", db, "low_cardinality", d.LowCardinality)
+	return migrations.Apply(ctx, conn, db, ms, log)
+}

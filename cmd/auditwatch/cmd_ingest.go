@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/auditwatch/auditwatch/ingest"
+	"github.com/auditwatch/auditwatch/ingest/chsink"
+	"github.com/auditwatch/auditwatch/ingest/retention"
+)
+
+func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("ingest", "Consume gateway access logs from Kafka into ClickHouse until SIGINT/SIGTERM,\nthen flush, commit and exit.", stdout, stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	migrateFirst := fs.Bool("migrate", false, "apply schema migrations before consuming (also ingest.migrate_on_start)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if cfg.Ingest.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(cfg.Ingest.MemoryLimitBytes)
+	}
+
+	conn, err := openClickHouse(cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := waitClickHouse(ctx, conn, log); err != nil {
+		return err
+	}
+	if *migrateFirst || cfg.Ingest.MigrateOnStart {
+		if _, err := migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := ingest.NewMetrics(reg)
+
+	reader, err := newReader(cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	in := ingest.New(reader, chsink.New(conn, cfg.ClickHouse.Database), ingest.Options{
+		MaxRows:          cfg.Ingest.BatchMaxRows,
+		MaxBytes:         cfg.Ingest.BatchMaxBytes,
+		FlushInterval:    cfg.Ingest.FlushInterval,
+		MaxMessageBytes:  cfg.Ingest.MaxMessageBytes,
+		MaxFuture:        cfg.Ingest.MaxFutureSkew,
+		MaxDeadLetterRaw: cfg.Ingest.DeadLetterRawBytes,
+		ShutdownTimeout:  cfg.Ingest.ShutdownTimeout,
+	}, log, metrics)
+
+	var wg sync.WaitGroup
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopHTTP := func() {}
+	if cfg.HTTP.Listen != "" {
+		srv, ln, err := listenHTTP(cfg.HTTP.Listen, reg, in.Ready)
+		if err != nil {
+			return err
+		}
+		log.Info("serving metrics and health", "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server failed", "err", err)
+			}
+		}()
+		stopHTTP = func() {
+			sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx)
+		}
+	}
+	ret := retention.New(conn, cfg.ClickHouse.Database, retention.Policy{
+		"access_log": cfg.Retention.AccessLogDays, "ingest_errors": cfg.Retention.IngestErrorsDays,
+	}, log)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ret.Loop(runCtx, cfg.Retention.CheckInterval)
+	}()
+
+	log.Info("ingesting", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,
+		"database", cfg.ClickHouse.Database, "batch_max_rows", cfg.Ingest.BatchMaxRows, "flush_interval", cfg.Ingest.FlushInterval)
+	runErr := in.Run(ctx)
+	cancel()
+	if err := reader.Close(); err != nil {
+		log.Warn("close kafka reader", "err", err)
+	}
+	stopHTTP()
+	wg.Wait()
+	if runErr != nil {
+		return fmt.Errorf("ingest: %w", runErr)
+	}
+	log.Info("ingest stopped cleanly")
+	return nil
+}
+
+// listenHTTP serves /metrics, /healthz (the process is up) and /readyz
+// (ClickHouse writes are succeeding).
+func listenHTTP(addr string, reg *prometheus.Registry, ready func() error) (*http.Server, net.Listener, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}

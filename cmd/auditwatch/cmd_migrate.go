@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/auditwatch/auditwatch/deploy/migrations"
+)
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", "Create the ClickHouse database and tables, or upgrade them. Safe to run again.", stdout, stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	print := fs.String("print", "", "print the DDL for a dialect instead of applying it: 18 (ClickHouse 18.16) or current")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *print != "" {
+		d := migrations.Current
+		switch *print {
+		case "current":
+		case "18":
+			d = migrations.Dialect{}
+		default:
+			return fmt.Errorf("--print %q: want 18 or current", *print)
+		}
+		ms, err := migrations.Load(cfg.ClickHouse.Database, d)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "CREATE DATABASE IF NOT EXISTS %s;\n", cfg.ClickHouse.Database)
+		for _, m := range ms {
+			fmt.Fprintf(stdout, "-- %04d_%s\n%s;\n", m.Version, m.Name, strings.Join(m.Statements, ";\n"))
+		}
+		return nil
+	}
+	log := newLogger(cfg.Log, stderr)
+	conn, err := openClickHouse(cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := migrate(ctx, conn, cfg.ClickHouse.Database, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database %s: %d migrations applied, %d already present\n", cfg.ClickHouse.Database, len(res.Applied), res.Skipped)
+	return nil
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Config is the whole auditwatch configuration file. Every field has a
+// default; secrets come from the environment or from files (see envOverrides).
+type Config struct {
+	Log        LogConfig        `yaml:"log"`
+	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
+	Kafka      KafkaConfig      `yaml:"kafka"`
+	Ingest     IngestConfig     `yaml:"ingest"`
+	Retention  RetentionConfig  `yaml:"retention"`
+	HTTP       HTTPConfig       `yaml:"http"`
+}
+
+// LogConfig sets up slog.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// ClickHouseConfig is the ClickHouse connection (native protocol).
+type ClickHouseConfig struct {
+	Addr         []string      `yaml:"addr"`
+	Database     string        `yaml:"database"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password"`      // prefer AUDITWATCH_CLICKHOUSE_PASSWORD or password_file
+	PasswordFile string        `yaml:"password_file"` // file holding the password
+	TLS          bool          `yaml:"tls"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	MaxOpenConns int           `yaml:"max_open_conns"`
+}
+
+// KafkaConfig is the access-log topic and consumer group.
+type KafkaConfig struct {
+	Brokers        []string      `yaml:"brokers"`
+	Topic          string        `yaml:"topic"`
+	GroupID        string        `yaml:"group_id"`
+	StartOffset    string        `yaml:"start_offset"` // earliest or latest, for a new group
+	MinBytes       int           `yaml:"min_bytes"`
+	MaxBytes       int           `yaml:"max_bytes"`
+	MaxWait        time.Duration `yaml:"max_wait"`
+	QueueCapacity  int           `yaml:"queue_capacity"`
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	TLS            bool          `yaml:"tls"`
+	SASL           SASLConfig    `yaml:"sasl"`
+}
+
+// SASLConfig authenticates to Kafka.
+type SASLConfig struct {
+	Mechanism    string `yaml:"mechanism"` // "", plain, scram-sha-256, scram-sha-512
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"` // prefer AUDITWATCH_KAFKA_SASL_PASSWORD or password_file
+	PasswordFile string `yaml:"password_file"`
+}
+
+// IngestConfig tunes batching and validation.
+type IngestConfig struct {
+	BatchMaxRows       int           `yaml:"batch_max_rows"`
+	BatchMaxBytes      int           `yaml:"batch_max_bytes"`
+	FlushInterval      time.Duration `yaml:"flush_interval"`
+	MaxMessageBytes    int           `yaml:"max_message_bytes"`
+	MaxFutureSkew      time.Duration `yaml:"max_future_skew"`
+	DeadLetterRawBytes int           `yaml:"dead_letter_raw_bytes"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
+	MigrateOnStart     bool          `yaml:"migrate_on_start"`
+	MemoryLimitBytes   int64         `yaml:"memory_limit_bytes"` // soft Go heap limit; 0 = none
+}
+
+// RetentionConfig says how long data is kept; 0 keeps it forever.
+type RetentionConfig struct {
+	AccessLogDays    int           `yaml:"access_log_days"`
+	IngestErrorsDays int           `yaml:"ingest_errors_days"`
+	CheckInterval    time.Duration `yaml:"check_interval"`
+}
+
+// HTTPConfig is the metrics and health endpoint.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"` // "" disables it
+}
+
+// DefaultConfig returns the configuration used when no file is given: local
+// services on the ports the project's scripts start them on.
+func DefaultConfig() Config {
+	return Config{
+		Log: LogConfig{Level: "info", Format: "text"},
+		ClickHouse: ClickHouseConfig{
+			Addr: []string{"127.0.0.1:19000"}, Database: "auditwatch", Username: "default",
+			DialTimeout: 5 * time.Second, ReadTimeout: 60 * time.Second, MaxOpenConns: 4,
+		},
+		Kafka: KafkaConfig{
+			Brokers: []string{"127.0.0.1:19092"}, Topic: "gateway-access-logs", GroupID: "auditwatch-ingest",
+			StartOffset: "earliest", MinBytes: 64 << 10, MaxBytes: 10 << 20, MaxWait: 250 * time.Millisecond,
+			QueueCapacity: 10_000, SessionTimeout: 10 * time.Second,
+		},
+		Ingest: IngestConfig{
+			BatchMaxRows: 50_000, BatchMaxBytes: 32 << 20, FlushInterval: time.Second,
+			MaxMessageBytes: 1 << 20, MaxFutureSkew: 24 * time.Hour, DeadLetterRawBytes: 64 << 10,
+			ShutdownTimeout: 30 * time.Second, MemoryLimitBytes: 160 << 20,
+		},
+		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, CheckInterval: time.Hour},
+		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
+	}
+}
+
+// LoadConfig reads path over the defaults (no path: defaults only), then
+// applies environment overrides. Unknown keys are errors, reported with
+// their line.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := cfg.envOverrides(os.Getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// envOverrides applies AUDITWATCH_* variables. Secrets should be given this
+// way (or through *_file settings) rather than in the file.
+func (c *Config) envOverrides(getenv func(string) string) error {
+	set := func(name string, f func(string)) {
+		if v := getenv(name); v != "" {
+			f(v)
+		}
+	}
+	set("AUDITWATCH_CLICKHOUSE_ADDR", func(v string) { c.ClickHouse.Addr = splitList(v) })
+	set("AUDITWATCH_CLICKHOUSE_DATABASE", func(v string) { c.ClickHouse.Database = v })
+	set("AUDITWATCH_CLICKHOUSE_USERNAME", func(v string) { c.ClickHouse.Username = v })
+	set("AUDITWATCH_CLICKHOUSE_PASSWORD", func(v string) { c.ClickHouse.Password = v })
+	set("AUDITWATCH_KAFKA_BROKERS", func(v string) { c.Kafka.Brokers = splitList(v) })
+	set("AUDITWATCH_KAFKA_TOPIC", func(v string) { c.Kafka.Topic = v })
+	set("AUDITWATCH_KAFKA_GROUP_ID", func(v string) { c.Kafka.GroupID = v })
+	set("AUDITWATCH_KAFKA_SASL_PASSWORD", func(v string) { c.Kafka.SASL.Password = v })
+	set("AUDITWATCH_HTTP_LISTEN", func(v string) { c.HTTP.Listen = v })
+	set("AUDITWATCH_LOG_LEVEL", func(v string) { c.Log.Level = v })
+	for _, f := range []struct {
+		file string
+		dst  *string
+	}{{c.ClickHouse.PasswordFile, &c.ClickHouse.Password}, {c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password}} {
+		if f.file == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return fmt.Errorf("read password file: %w", err)
+		}
+		*f.dst = strings.TrimRight(string(b), "\r\n")
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if len(c.ClickHouse.Addr) == 0 {
+		errs = append(errs, errors.New("clickhouse.addr: at least one address is required"))
+	}
+	if c.ClickHouse.Database == "" {
+		errs = append(errs, errors.New("clickhouse.database: required"))
+	}
+	if len(c.Kafka.Brokers) == 0 || c.Kafka.Topic == "" || c.Kafka.GroupID == "" {
+		errs = append(errs, errors.New("kafka: brokers, topic and group_id are required"))
+	}
+	switch c.Kafka.StartOffset {
+	case "earliest", "latest":
+	default:
+		errs = append(errs, fmt.Errorf("kafka.start_offset: %q: want earliest or latest", c.Kafka.StartOffset))
+	}
+	switch c.Kafka.SASL.Mechanism {
+	case "", "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		errs = append(errs, fmt.Errorf("kafka.sasl.mechanism: %q: want plain, scram-sha-256 or scram-sha-512", c.Kafka.SASL.Mechanism))
+	}
+	if c.Retention.AccessLogDays < 0 || c.Retention.IngestErrorsDays < 0 {
+		errs = append(errs, errors.New("retention: days must be 0 (keep forever) or more"))
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// kafkaDialer builds the dialer for TLS and SASL settings.
+func kafkaDialer(cfg KafkaConfig) (*kafka.Dialer, error) {
+	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
+	if cfg.TLS {
+		d.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	mech, err := saslMechanism(cfg.SASL)
+	if err != nil {
+		return nil, err
+	}
+	d.SASLMechanism = mech
+	return d, nil
+}
+
+func kafkaTransport(cfg KafkaConfig) (*kafka.Transport, error) {
+	t := &kafka.Transport{DialTimeout: 10 * time.Second}
+	if cfg.TLS {
+		t.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	mech, err := saslMechanism(cfg.SASL)
+	if err != nil {
+		return nil, err
+	}
+	t.SASL = mech
+	return t, nil
+}
+
+func saslMechanism(cfg SASLConfig) (sasl.Mechanism, error) {
+	switch cfg.Mechanism {
+	case "":
+		return nil, nil
+	case "plain":
+		return plain.Mechanism{Username: cfg.Username, Password: cfg.Password}, nil
+	case "scram-sha-256", "scram-sha-512":
+		algo := scram.SHA256
+		if cfg.Mechanism == "scram-sha-512" {
+			algo = scram.SHA512
+		}
+		m, err := scram.Mechanism(algo, cfg.Username, cfg.Password)
+		if err != nil {
+			return nil, fmt.Errorf("kafka sasl %s: %w", cfg.Mechanism, err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("kafka sasl mechanism %q not supported", cfg.Mechanism)
+}
+
+// newReader returns a consumer-group reader that commits only when told
+// (CommitInterval 0: synchronous commits after each written batch).
+func newReader(cfg KafkaConfig, log *slog.Logger) (*kafka.Reader, error) {
+	dialer, err := kafkaDialer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	start := kafka.FirstOffset
+	if cfg.StartOffset == "latest" {
+		start = kafka.LastOffset
+	}
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:               cfg.Brokers,
+		GroupID:               cfg.GroupID,
+		GroupTopics:           []string{cfg.Topic},
+		Dialer:                dialer,
+		MinBytes:              cfg.MinBytes,
+		MaxBytes:              cfg.MaxBytes,
+		MaxWait:               cfg.MaxWait,
+		QueueCapacity:         cfg.QueueCapacity,
+		SessionTimeout:        cfg.SessionTimeout,
+		HeartbeatInterval:     cfg.SessionTimeout / 5,
+		RebalanceTimeout:      cfg.SessionTimeout * 3,
+		CommitInterval:        0,
+		StartOffset:           start,
+		WatchPartitionChanges: true,
+		ReadBackoffMin:        100 * time.Millisecond,
+		ReadBackoffMax:        2 * time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Warn("kafka: " + fmt.Sprintf(msg, args...))
+		}),
+	}), nil
+}
+
+// ensureTopic creates topic with the given partitions if it does not exist,
+// and waits until its partitions have leaders.
+func ensureTopic(ctx context.Context, cfg KafkaConfig, topic string, partitions int) error {
+	dialer, err := kafkaDialer(cfg)
+	if err != nil {
+		return err
+	}
+	var conn *kafka.Conn
+	for _, b := range cfg.Brokers {
+		if conn, err = dialer.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("dial kafka %v: %w", cfg.Brokers, err)
+	}
+	defer conn.Close()
+	if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) > 0 {
+		return nil
+	}
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("find kafka controller: %w", err)
+	}
+	cc, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dial kafka controller: %w", err)
+	}
+	defer cc.Close()
+	err = cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1})
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) == partitions {
+			return nil
+		}
+	}
+	return fmt.Errorf("topic %s: partitions not ready after 30s", topic)
+}
+
+// kafkaError shortens kafka-go's per-message write errors, which repeat one
+// message thousands of times, to a count and the distinct causes.
+func kafkaError(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	seen := map[string]int{}
+	var order []string
+	for _, e := range we {
+		if e == nil {
+			continue
+		}
+		if seen[e.Error()] == 0 {
+			order = append(order, e.Error())
+		}
+		seen[e.Error()]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, m := range order {
+		parts = append(parts, fmt.Sprintf("%d× %s", seen[m], m))
+	}
+	return fmt.Errorf("%d of %d messages failed: %s", we.Count(), len(we), strings.Join(parts, "; "))
+}
