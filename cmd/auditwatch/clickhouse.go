@@ -17,9 +17,9 @@ import (
 // not work with 18.16 servers). It does not contact the server.
 func openClickHouse(cfg ClickHouseConfig) (driver.Conn, error) {
 	opts := &clickhouse.Options{
-		Addr: cfg.Addr,
-		Auth: clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
-		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Addr:         cfg.Addr,
+		Auth:         clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		DialTimeout:  cfg.DialTimeout,
 		ReadTimeout:  cfg.ReadTimeout,
 		MaxOpenConns: cfg.MaxOpenConns,

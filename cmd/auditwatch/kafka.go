@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/segmentio/kafka-go"

@@ -34,7 +34,6 @@ func TestHint(t *testing.T) {
 	}
 }
 
-
 func TestFingerprintAndEnv(t *testing.T) {
 	fp := Fingerprint(liveKey)
 	if len(fp) != 16 || strings.Contains(liveKey, fp) {
