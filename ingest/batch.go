@@ -12,7 +12,7 @@ import (
 
 // batch is a set of decoded messages written and committed together.
 type batch struct {
-	rows    []event.Row
+	rows    event.Rows
 	dead    []event.DeadLetter
 	last    map[partitionKey]kafka.Message // highest message per partition
 	bytes   int
@@ -28,7 +28,7 @@ func newBatch() *batch {
 	return &batch{last: make(map[partitionKey]kafka.Message)}
 }
 
-func (b *batch) len() int    { return len(b.rows) + len(b.dead) }
+func (b *batch) len() int    { return b.rows.Len() + len(b.dead) }
 func (b *batch) empty() bool { return b.len() == 0 }
 
 // track records msg as read, for the commit.
@@ -58,9 +58,9 @@ func (b *batch) commitMessages() []kafka.Message {
 }
 
 func (b *batch) reset() {
-	clear(b.rows) // drop references to strings
-	clear(b.dead)
-	b.rows, b.dead = b.rows[:0], b.dead[:0]
+	b.rows.Reset()
+	clear(b.dead) // drop references to strings
+	b.dead = b.dead[:0]
 	clear(b.last)
 	b.bytes = 0
 	b.started = time.Time{}

@@ -53,7 +53,7 @@ type flakySink struct {
 	failures atomic.Int32
 }
 
-func (f *flakySink) Write(ctx context.Context, rows []event.Row, dead []event.DeadLetter) error {
+func (f *flakySink) Write(ctx context.Context, rows *event.Rows, dead []event.DeadLetter) error {
 	if f.failures.Add(-1) >= 0 {
 		return errors.New("simulated outage")
 	}

@@ -29,7 +29,7 @@ type Source interface {
 // letter is stored; after an error the whole batch is written again, so the
 // Sink must make duplicates harmless.
 type Sink interface {
-	Write(ctx context.Context, rows []event.Row, dead []event.DeadLetter) error
+	Write(ctx context.Context, rows *event.Rows, dead []event.DeadLetter) error
 }
 
 // Options tune an Ingester. Zero values take the defaults in parentheses.
@@ -225,7 +225,7 @@ func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 		return
 	}
 	row.KafkaPartition, row.KafkaOffset = int32(msg.Partition), msg.Offset
-	b.rows = append(b.rows, row)
+	b.rows.Append(&row)
 }
 
 // writeLoop stores each batch, retrying until it succeeds or ctx ends, then
@@ -254,13 +254,13 @@ func (in *Ingester) write(ctx context.Context, b *batch) error {
 	start := in.now()
 	bo := backoff{min: in.opts.RetryMin, max: in.opts.RetryMax}
 	for attempt := 1; ; attempt++ {
-		err := in.sink.Write(ctx, b.rows, b.dead)
+		err := in.sink.Write(ctx, &b.rows, b.dead)
 		if err == nil {
 			if !in.sinkOK.Swap(true) {
 				in.log.Info("writes to ClickHouse recovered", "attempts", attempt)
 			}
 			in.metrics.writeLatency.Observe(in.now().Sub(start).Seconds())
-			in.metrics.rowsOut.Add(float64(len(b.rows)))
+			in.metrics.rowsOut.Add(float64(b.rows.Len()))
 			in.metrics.deadOut.Add(float64(len(b.dead)))
 			in.metrics.batchRows.Observe(float64(b.len()))
 			return nil
@@ -268,7 +268,7 @@ func (in *Ingester) write(ctx context.Context, b *batch) error {
 		in.sinkOK.Store(false)
 		in.metrics.writeErrors.Inc()
 		delay := bo.next()
-		in.log.Warn("write batch failed; retrying", "attempt", attempt, "rows", len(b.rows), "dead_letters", len(b.dead), "retry_in", delay, "err", err)
+		in.log.Warn("write batch failed; retrying", "attempt", attempt, "rows", b.rows.Len(), "dead_letters", len(b.dead), "retry_in", delay, "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("write batch: gave up after %d attempts: %w", attempt, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -73,7 +74,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cancel()
 	stopHTTP := func() {}
 	if cfg.HTTP.Listen != "" {
-		srv, ln, err := listenHTTP(cfg.HTTP.Listen, reg, in.Ready)
+		srv, ln, err := listenHTTP(cfg.HTTP, reg, in.Ready)
 		if err != nil {
 			return err
 		}
@@ -118,8 +119,15 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // listenHTTP serves /metrics, /healthz (the process is up) and /readyz
 // (ClickHouse writes are succeeding).
-func listenHTTP(addr string, reg *prometheus.Registry, ready func() error) (*http.Server, net.Listener, error) {
+func listenHTTP(cfg HTTPConfig, reg *prometheus.Registry, ready func() error) (*http.Server, net.Listener, error) {
+	addr := cfg.Listen
 	mux := http.NewServeMux()
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")

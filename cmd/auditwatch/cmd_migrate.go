@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/auditwatch/auditwatch/deploy/migrations"
 )
@@ -13,6 +14,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("migrate", "Create the ClickHouse database and tables, or upgrade them. Safe to run again.", stdout, stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	print := fs.String("print", "", "print the DDL for a dialect instead of applying it: 18 (ClickHouse 18.16) or current")
+	wait := fs.Duration("wait", 60*time.Second, "how long to wait for ClickHouse to answer")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +47,11 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer conn.Close()
+	wctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	if err := waitClickHouse(wctx, conn, log); err != nil {
+		return err
+	}
 	res, err := migrate(ctx, conn, cfg.ClickHouse.Database, log)
 	if err != nil {
 		return err

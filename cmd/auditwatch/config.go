@@ -88,6 +88,7 @@ type RetentionConfig struct {
 // HTTPConfig is the metrics and health endpoint.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"` // "" disables it
+	Pprof  bool   `yaml:"pprof"`  // serve /debug/pprof/ (profiling) too
 }
 
 // DefaultConfig returns the configuration used when no file is given: local
@@ -101,8 +102,8 @@ func DefaultConfig() Config {
 		},
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:19092"}, Topic: "gateway-access-logs", GroupID: "auditwatch-ingest",
-			StartOffset: "earliest", MinBytes: 64 << 10, MaxBytes: 10 << 20, MaxWait: 250 * time.Millisecond,
-			QueueCapacity: 10_000, SessionTimeout: 10 * time.Second,
+			StartOffset: "earliest", MinBytes: 64 << 10, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond,
+			QueueCapacity: 2_000, SessionTimeout: 10 * time.Second,
 		},
 		Ingest: IngestConfig{
 			BatchMaxRows: 50_000, BatchMaxBytes: 32 << 20, FlushInterval: time.Second,
@@ -154,6 +155,7 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	set("AUDITWATCH_KAFKA_SASL_PASSWORD", func(v string) { c.Kafka.SASL.Password = v })
 	set("AUDITWATCH_HTTP_LISTEN", func(v string) { c.HTTP.Listen = v })
 	set("AUDITWATCH_LOG_LEVEL", func(v string) { c.Log.Level = v })
+	set("AUDITWATCH_HTTP_PPROF", func(v string) { c.HTTP.Pprof = v == "1" || v == "true" })
 	for _, f := range []struct {
 		file string
 		dst  *string

@@ -31,4 +31,8 @@ CREATE USER IF NOT EXISTS aw_analyst
     SETTINGS PROFILE 'aw_analyst_profile';
 
 GRANT INSERT, SELECT ON auditwatch.* TO aw_writer;
+-- Retention drops expired daily partitions (ALTER TABLE … DROP PARTITION).
+GRANT ALTER DELETE ON auditwatch.* TO aw_writer;
+-- system.parts is read to find those partitions.
+GRANT SELECT ON system.parts TO aw_writer;
 GRANT SELECT ON auditwatch.* TO aw_analyst;

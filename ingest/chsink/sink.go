@@ -51,10 +51,10 @@ func New(conn driver.Conn, db string) *Sink {
 // Write inserts rows into access_log and dead letters into ingest_errors, as
 // one insert each. An error means either insert may not have happened; the
 // caller writes the whole batch again, which duplicates nothing analysts see.
-func (s *Sink) Write(ctx context.Context, rows []event.Row, dead []event.DeadLetter) error {
-	if len(rows) > 0 {
+func (s *Sink) Write(ctx context.Context, rows *event.Rows, dead []event.DeadLetter) error {
+	if rows != nil && rows.Len() > 0 {
 		if err := s.writeRows(ctx, rows); err != nil {
-			return fmt.Errorf("insert %d rows into %s.access_log: %w", len(rows), s.db, err)
+			return fmt.Errorf("insert %d rows into %s.access_log: %w", rows.Len(), s.db, err)
 		}
 	}
 	if len(dead) > 0 {
@@ -65,14 +65,15 @@ func (s *Sink) Write(ctx context.Context, rows []event.Row, dead []event.DeadLet
 	return nil
 }
 
-func (s *Sink) writeRows(ctx context.Context, rows []event.Row) error {
+func (s *Sink) writeRows(ctx context.Context, rows *event.Rows) error {
 	s.cols.fill(rows, s.now().UTC().Truncate(time.Second))
+	defer s.cols.release()
 	b, err := s.conn.PrepareBatch(ctx, s.insertAL)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	defer b.Abort() //nolint:errcheck // no-op after Send
-	for i, data := range s.cols.slices() {
+	for i, data := range s.cols.slices(rows) {
 		if err := b.Column(i).Append(data); err != nil {
 			return fmt.Errorf("append column %s: %w", accessLogColumns[i], err)
 		}

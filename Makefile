@@ -1,0 +1,55 @@
+# auditwatch — see README.md. Every target that needs services starts them
+# with deploy/services/up.sh (installing ClickHouse and Kafka on first use).
+
+GO        ?= go
+BIN       := bin/auditwatch
+STATE     ?= $(CURDIR)/.state
+export AW_STATE := $(STATE)
+TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092}
+
+.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-micro vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/auditwatch
+
+services:
+	deploy/services/up.sh
+
+services-down:
+	deploy/services/down.sh
+
+chdb:
+	deploy/chdb/install.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd ingest detect rules alerts deploy 2>/dev/null)" || { echo "gofmt needed:"; gofmt -l cmd ingest detect rules alerts deploy; exit 1; }
+
+## test: everything, against real ClickHouse and Kafka (the README's test command)
+test: services chdb vet
+	$(TEST_ENV) CI=$${CI:-true} $(GO) test -count=1 -timeout 20m ./...
+
+## test-unit: only what needs no services (integration tests skip)
+test-unit:
+	$(GO) test -count=1 ./...
+
+## fuzz: run the decoder fuzzer for FUZZTIME (default 60s)
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./ingest/event/
+
+## demo: the whole local pipeline: services, schema, generated traffic with incidents, ingest, queries
+demo: services build
+	deploy/demo.sh
+
+## bench: 1M generated events drained from Kafka into ClickHouse; events/s, CPU s per 1M, peak RSS
+bench: services build
+	deploy/bench/ingest.sh $${EVENTS:-1000000}
+
+## bench-micro: Go benchmarks (decoder, generator)
+bench-micro:
+	$(GO) test -run XXX -bench . -benchmem ./ingest/...
+
+clean:
+	rm -rf bin
