@@ -51,8 +51,12 @@ type stack struct {
 
 func newStack(t *testing.T, chAddr string, partitions int) *stack {
 	t.Helper()
+	return newStackOn(t, chAddr, testenv.Brokers(t), partitions)
+}
+
+func newStackOn(t *testing.T, chAddr string, brokers []string, partitions int) *stack {
+	t.Helper()
 	conn := testenv.Connect(t, chAddr)
-	brokers := testenv.Brokers(t)
 	return &stack{
 		chAddr: chAddr, db: testenv.ScratchDB(t, conn), brokers: brokers,
 		topic: testenv.Topic(t, brokers, partitions), group: testenv.RandomName("e2e-"),
@@ -254,20 +258,9 @@ func TestClickHouseRestartMidStream(t *testing.T) {
 	}
 	testenv.Brokers(t) // skip or fail early without Kafka
 	// A private ClickHouse server that this test may stop and start.
-	root := testenv.RepoRoot(t)
-	script := filepath.Join(root, "deploy", "services", "clickhouse.sh")
-	state := t.TempDir()
 	chPort := freePort(t)
-	env := append(os.Environ(), "AW_STATE="+state, "AW_CH_PORT="+strconv.Itoa(chPort),
+	ch := privateService(t, "clickhouse.sh", "AW_CH_PORT="+strconv.Itoa(chPort),
 		"AW_CH_HTTP_PORT="+strconv.Itoa(freePort(t)), "AW_CH_INTERSERVER_PORT="+strconv.Itoa(freePort(t)))
-	ch := func(action string) {
-		t.Helper()
-		cmd := exec.Command("bash", script, action)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("clickhouse.sh %s: %v\n%s", action, err, out)
-		}
-	}
 	ch("start")
 	t.Cleanup(func() { ch("stop") })
 	addr := "127.0.0.1:" + strconv.Itoa(chPort)
@@ -290,5 +283,50 @@ func TestClickHouseRestartMidStream(t *testing.T) {
 	ch("start")
 	waitRows(t, addr, s.db, first+second, 90*time.Second)
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) { return p.ready() == 200, "waiting for /readyz to recover" })
+	p.stop(t)
+}
+
+// privateService returns a function running deploy/services/<script> with a
+// state directory of the test's own and the given port settings, so the
+// test can stop and start that service without disturbing others.
+func privateService(t *testing.T, script string, env ...string) func(action string) {
+	t.Helper()
+	path := filepath.Join(testenv.RepoRoot(t), "deploy", "services", script)
+	env = append(append(os.Environ(), "AW_STATE="+t.TempDir()), env...)
+	return func(action string) {
+		t.Helper()
+		cmd := exec.Command("bash", path, action)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", script, action, err, tail(string(out), 3000))
+		}
+	}
+}
+
+func TestKafkaRestartMidStream(t *testing.T) {
+	chAddr := testenv.ClickHouseAddr(t)
+	testenv.Brokers(t) // skip or fail early without the shared services
+	kPort := freePort(t)
+	kafka := privateService(t, "kafka.sh", "AW_KAFKA_PORT="+strconv.Itoa(kPort),
+		"AW_KAFKA_CONTROLLER_PORT="+strconv.Itoa(freePort(t)), "AW_KAFKA_HEAP=-Xmx384m -Xms128m")
+	kafka("install")
+	kafka("start")
+	t.Cleanup(func() { kafka("stop") })
+	s := newStackOn(t, chAddr, []string{"127.0.0.1:" + strconv.Itoa(kPort)}, 4)
+	port := freePort(t)
+	cfg := s.config(t, port, "")
+	p := startIngest(t, cfg, port)
+	const first, second = 30_000, 30_000
+	s.gen(t, cfg, 31, first)
+	waitRows(t, s.chAddr, s.db, first, 60*time.Second)
+
+	kafka("stop")
+	time.Sleep(5 * time.Second) // the ingester loses its broker and group coordinator
+	if p.cmd.ProcessState != nil {
+		t.Fatal("ingest exited when Kafka went away")
+	}
+	kafka("start")
+	s.gen(t, cfg, 32, second)
+	waitRows(t, s.chAddr, s.db, first+second, 120*time.Second)
 	p.stop(t)
 }
