@@ -1,0 +1,506 @@
+package keys
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/auditwatch/auditwatch/ingest/secret"
+)
+
+// Import file formats.
+const (
+	FormatYAML = "yaml"
+	FormatCSV  = "csv"
+)
+
+// importFields are the fields of an import entry (YAML keys, CSV columns).
+var importFields = []string{
+	"id", "api_key", "fingerprint", "hint", "env", "account_id", "owner", "status",
+	"created_at", "rotated_at", "expires_at", "last_used_at", "allowed_cidrs",
+}
+
+// maxImportBytes bounds the size of an import file.
+const maxImportBytes = 64 << 20
+
+// ParseError is one problem in an import file. Line and Col are 1-based; Col
+// is 0 when unknown (CSV). Key names the entry (its id, else its fingerprint,
+// else "#N" for the N-th entry); it is empty for problems outside an entry.
+// Msg never contains an API key.
+type ParseError struct {
+	File      string
+	Line, Col int
+	Key       string
+	Msg       string
+}
+
+func (e *ParseError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		if strings.HasPrefix(e.Key, "#") {
+			fmt.Fprintf(&b, "key %s: ", e.Key)
+		} else {
+			fmt.Fprintf(&b, "key %q: ", e.Key)
+		}
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ErrorList is every problem found in an import file, in file order. Its
+// Error is one problem per line.
+type ErrorList []*ParseError
+
+func (l ErrorList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// FormatOf returns the import format for a file name: yaml for .yaml, .yml
+// and .json (JSON is YAML), csv for .csv, else "".
+func FormatOf(name string) string {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return FormatYAML
+	case ".csv":
+		return FormatCSV
+	}
+	return ""
+}
+
+// ParseFile reads and parses an import file in format (FormatYAML or
+// FormatCSV; "" guesses from the extension). See [Parse].
+func ParseFile(path, format string) ([]Key, error) {
+	if format == "" {
+		if format = FormatOf(path); format == "" {
+			return nil, fmt.Errorf("%s: cannot tell the format from the extension; give it (yaml or csv)", path)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key registry: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxImportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read key registry: %w", err)
+	}
+	if len(data) > maxImportBytes {
+		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxImportBytes>>20)
+	}
+	return Parse(path, data, format)
+}
+
+// Parse parses and validates an import file named name (used in errors only).
+// It returns every key, or an [ErrorList] with every problem in the file and
+// no keys: callers import all or nothing. Full API keys given as api_key are
+// reduced to fingerprint and hint; no error message quotes one.
+func Parse(name string, data []byte, format string) ([]Key, error) {
+	var (
+		entries []entry
+		errs    ErrorList
+	)
+	switch format {
+	case FormatYAML:
+		entries, errs = readYAML(name, data)
+	case FormatCSV:
+		entries, errs = readCSV(name, data)
+	default:
+		return nil, fmt.Errorf("import format %q: want yaml or csv", format)
+	}
+	keys, verrs := validateEntries(name, entries)
+	errs = append(errs, verrs...)
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *ParseError) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Col - b.Col
+		})
+		return nil, errs
+	}
+	return keys, nil
+}
+
+// pos is a position in an import file; col is 0 when unknown.
+type pos struct{ line, col int }
+
+// value is one scalar of an entry with its position.
+type value struct {
+	s   string
+	pos pos
+}
+
+// entry is an import entry as read, before validation. A field absent, null
+// or empty is not in vals.
+type entry struct {
+	index    int // 1-based
+	pos      pos
+	vals     map[string]value
+	cidrs    []value
+	cidrsSet bool
+	errs     []posError // problems found while reading
+}
+
+// --- YAML ---
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func readYAML(name string, data []byte) ([]entry, ErrorList) {
+	var errs ErrorList
+	fail := func(p pos, format string, args ...any) {
+		errs = append(errs, &ParseError{File: name, Line: p.line, Col: p.col, Msg: secret.Redact(fmt.Sprintf(format, args...))})
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			fail(pos{line, 0}, "%s", m[2])
+		} else {
+			fail(pos{}, "%s", strings.TrimPrefix(msg, "yaml: "))
+		}
+		return nil, errs
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		fail(pos{}, "empty file: want a mapping with a keys list")
+		return nil, errs
+	}
+	root := resolve(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		fail(posOf(root), "want a mapping with a keys list")
+		return nil, errs
+	}
+	var list *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolve(root.Content[i+1])
+		if k.Value != "keys" {
+			fail(posOf(k), "unknown field %q (want keys)", k.Value)
+			continue
+		}
+		if list != nil {
+			fail(posOf(k), "keys given twice")
+			continue
+		}
+		list = v
+	}
+	if list == nil {
+		if len(errs) == 0 {
+			fail(posOf(root), "no keys list")
+		}
+		return nil, errs
+	}
+	if list.Kind == yaml.ScalarNode && list.Tag == "!!null" {
+		return nil, errs // keys: (empty)
+	}
+	if list.Kind != yaml.SequenceNode {
+		fail(posOf(list), "keys: want a list of keys")
+		return nil, errs
+	}
+	var out []entry
+	for i, n := range list.Content {
+		n = resolve(n)
+		e := entry{index: i + 1, pos: posOf(n), vals: map[string]value{}}
+		if n.Kind != yaml.MappingNode {
+			fail(posOf(n), "key #%d: want a mapping of fields", i+1)
+			continue
+		}
+		bad := func(p pos, format string, args ...any) {
+			e.errs = append(e.errs, posError{p, fmt.Sprintf(format, args...)})
+		}
+		seen := map[string]pos{}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			k, v := n.Content[j], resolve(n.Content[j+1])
+			field := k.Value
+			if !slices.Contains(importFields, field) {
+				bad(posOf(k), "unknown field %q (want one of %s)", field, strings.Join(importFields, ", "))
+				continue
+			}
+			if p, dup := seen[field]; dup {
+				bad(posOf(k), "field %s given twice (first at line %d)", field, p.line)
+				continue
+			}
+			seen[field] = posOf(k)
+			if field == "allowed_cidrs" {
+				e.cidrsSet = true
+				switch {
+				case v.Kind == yaml.SequenceNode:
+					for _, c := range v.Content {
+						c = resolve(c)
+						if c.Kind != yaml.ScalarNode {
+							bad(posOf(c), "allowed_cidrs: want a list of CIDRs")
+							continue
+						}
+						e.cidrs = append(e.cidrs, value{c.Value, posOf(c)})
+					}
+				case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+				case v.Kind == yaml.ScalarNode:
+					e.cidrs = splitCIDRs(v.Value, posOf(v))
+				default:
+					bad(posOf(v), "allowed_cidrs: want a list of CIDRs")
+				}
+				continue
+			}
+			if v.Kind != yaml.ScalarNode {
+				bad(posOf(v), "%s: want a single value", field)
+				continue
+			}
+			if v.Tag == "!!null" || strings.TrimSpace(v.Value) == "" {
+				continue
+			}
+			e.vals[field] = value{v.Value, posOf(v)}
+		}
+		out = append(out, e)
+	}
+	return out, errs
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func posOf(n *yaml.Node) pos { return pos{n.Line, n.Column} }
+
+// splitCIDRs splits a list of CIDRs separated by ';', ',' or white space.
+func splitCIDRs(s string, p pos) []value {
+	var out []value
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		out = append(out, value{f, p})
+	}
+	return out
+}
+
+// --- CSV ---
+
+func readCSV(name string, data []byte) ([]entry, ErrorList) {
+	var errs ErrorList
+	fail := func(line int, format string, args ...any) {
+		errs = append(errs, &ParseError{File: name, Line: line, Msg: secret.Redact(fmt.Sprintf(format, args...))})
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+	r.TrimLeadingSpace = true
+	r.Comment = '#'
+	header, err := r.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			fail(0, "empty file: want a header row (%s)", strings.Join(importFields, ","))
+		} else {
+			fail(csvLine(err), "%s", csvMsg(err))
+		}
+		return nil, errs
+	}
+	hline, _ := r.FieldPos(0)
+	cols := make([]string, len(header))
+	seen := map[string]bool{}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(h))
+		switch {
+		case !slices.Contains(importFields, h):
+			fail(hline, "unknown column %q (want %s)", h, strings.Join(importFields, ", "))
+		case seen[h]:
+			fail(hline, "column %s given twice", h)
+		default:
+			seen[h] = true
+			cols[i] = h
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	var out []entry
+	for index := 1; ; index++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			fail(csvLine(err), "%s", csvMsg(err))
+			break // the reader cannot resynchronise after a syntax error
+		}
+		line, _ := r.FieldPos(0)
+		e := entry{index: index, pos: pos{line, 0}, vals: map[string]value{}}
+		if len(rec) != len(cols) {
+			e.errs = append(e.errs, posError{e.pos, fmt.Sprintf("%d fields, the header has %d", len(rec), len(cols))})
+			rec = rec[:min(len(rec), len(cols))]
+		}
+		for i, v := range rec {
+			fl, _ := r.FieldPos(i)
+			if cols[i] == "allowed_cidrs" {
+				e.cidrsSet = true
+				e.cidrs = splitCIDRs(v, pos{fl, 0})
+				continue
+			}
+			if strings.TrimSpace(v) != "" {
+				e.vals[cols[i]] = value{v, pos{fl, 0}}
+			}
+		}
+		out = append(out, e)
+	}
+	return out, errs
+}
+
+func csvLine(err error) int {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe.Line
+	}
+	return 0
+}
+
+func csvMsg(err error) string {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// --- validation ---
+
+// validateEntries turns entries into keys, reporting every problem.
+func validateEntries(name string, entries []entry) ([]Key, ErrorList) {
+	var errs ErrorList
+	keys := make([]Key, 0, len(entries))
+	firstID := map[string]pos{}
+	firstFP := map[string]string{}
+	for _, e := range entries {
+		k, label, ferrs := validateEntry(e)
+		for _, fe := range ferrs {
+			errs = append(errs, &ParseError{File: name, Line: fe.pos.line, Col: fe.pos.col, Key: label, Msg: secret.Redact(fe.msg)})
+		}
+		if k.ID != "" {
+			if p, dup := firstID[k.ID]; dup {
+				errs = append(errs, &ParseError{File: name, Line: e.pos.line, Col: e.pos.col, Key: label, Msg: fmt.Sprintf("duplicate key (also at line %d)", p.line)})
+				continue
+			}
+			firstID[k.ID] = e.pos
+		}
+		if len(ferrs) > 0 {
+			continue
+		}
+		if k.Fingerprint != "" {
+			if other, dup := firstFP[k.Fingerprint]; dup {
+				errs = append(errs, &ParseError{File: name, Line: e.pos.line, Col: e.pos.col, Key: label, Msg: fmt.Sprintf("same API key (fingerprint %s) as key %q", k.Fingerprint, other)})
+				continue
+			}
+			firstFP[k.Fingerprint] = k.ID
+		}
+		keys = append(keys, k)
+	}
+	return keys, errs
+}
+
+// posError is a fieldError placed in the file.
+type posError struct {
+	pos pos
+	msg string
+}
+
+// validateEntry checks one entry and builds its Key. label names the entry
+// in errors.
+func validateEntry(e entry) (k Key, label string, errs []posError) {
+	get := func(f string) string { return strings.TrimSpace(e.vals[f].s) }
+	at := func(f string) pos {
+		if v, ok := e.vals[f]; ok {
+			return v.pos
+		}
+		return e.pos
+	}
+	add := func(fe fieldError) { errs = append(errs, posError{at(fe.field), fe.field + ": " + fe.msg}) }
+	errs = append(errs, e.errs...)
+
+	m := material{apiKey: get("api_key"), fingerprint: get("fingerprint"), hint: get("hint"), env: get("env")}
+	fp, hint, env, ferrs := m.resolve(true)
+	for _, fe := range ferrs {
+		add(fe)
+	}
+	k = Key{ID: get("id"), Fingerprint: fp, Hint: hint, Env: env, AccountID: get("account_id"), Owner: get("owner"), Status: get("status")}
+	label = k.ID
+	switch {
+	case label != "" && secret.Redact(label) != label:
+		label = "#" + strconv.Itoa(e.index)
+	case label == "" && fp != "":
+		label = fp
+	case label == "":
+		label = "#" + strconv.Itoa(e.index)
+	}
+	for _, f := range []struct {
+		field, v string
+		noSpace  bool
+	}{{"id", k.ID, true}, {"account_id", k.AccountID, false}, {"owner", k.Owner, false}} {
+		if fe := checkText(f.field, f.v, f.noSpace); fe != nil {
+			add(*fe)
+		}
+	}
+	if k.ID == "" {
+		if k.Fingerprint == "" && m.apiKey == "" && m.fingerprint == "" {
+			errs = append(errs, posError{e.pos, "id, api_key or fingerprint required"})
+		}
+		k.ID = k.Fingerprint
+	}
+	if k.Status == "" {
+		k.Status = StatusActive
+	} else if !validStatus(k.Status) {
+		add(fieldError{"status", "want active, revoked or expired, got " + quote(k.Status)})
+	}
+	if v := get("created_at"); v == "" {
+		errs = append(errs, posError{e.pos, "created_at: required"})
+	} else if t, err := parseTime(v); err != nil {
+		add(fieldError{"created_at", err.Error()})
+	} else {
+		k.CreatedAt = t
+	}
+	for _, f := range []struct {
+		field string
+		dst   **time.Time
+	}{{"rotated_at", &k.RotatedAt}, {"expires_at", &k.ExpiresAt}, {"last_used_at", &k.LastUsedAt}} {
+		v := get(f.field)
+		if v == "" {
+			continue
+		}
+		t, err := parseTime(v)
+		if err != nil {
+			add(fieldError{f.field, err.Error()})
+			continue
+		}
+		*f.dst = &t
+	}
+	for _, c := range e.cidrs {
+		p, err := ParseCIDR(c.s)
+		if err != nil {
+			errs = append(errs, posError{c.pos, "allowed_cidrs: " + err.Error()})
+			continue
+		}
+		k.AllowedCIDRs = append(k.AllowedCIDRs, p)
+	}
+	k.AllowedCIDRs = normalizeCIDRs(k.AllowedCIDRs)
+	return k, label, errs
+}
