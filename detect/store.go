@@ -1,0 +1,137 @@
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Store keeps findings and rule runs in ClickHouse. Cooldown state is read
+// back from the findings table, so it survives restarts.
+type Store struct {
+	conn driver.Conn
+	db   string
+}
+
+// NewStore returns a Store for database db.
+func NewStore(conn driver.Conn, db string) *Store { return &Store{conn: conn, db: db} }
+
+// LastAlerted returns, per group key, the latest evaluation time in
+// [since, before) at which rule alerted (a finding with status new). The
+// upper bound makes re-running an evaluation, or catching up over a past
+// range, see only the alerts that came before it.
+func (s *Store) LastAlerted(ctx context.Context, ruleID string, since, before time.Time) (map[string]time.Time, error) {
+	rows, err := s.conn.Query(ctx, "SELECT group_key, max(eval_time) FROM "+s.db+".findings FINAL WHERE rule_id = ? AND status = 'new' AND eval_time >= toDateTime(?) AND eval_time < toDateTime(?) GROUP BY group_key",
+		ruleID, uint32(since.Unix()), uint32(before.Unix()))
+	if err != nil {
+		return nil, fmt.Errorf("read cooldown state of %s: %w", ruleID, err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var g string
+		var t time.Time
+		if err := rows.Scan(&g, &t); err != nil {
+			return nil, fmt.Errorf("read cooldown state of %s: %w", ruleID, err)
+		}
+		out[g] = t
+	}
+	return out, rows.Err()
+}
+
+// SaveFindings stores findings in one insert.
+func (s *Store) SaveFindings(ctx context.Context, fs []Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+".findings (finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook, created_at)")
+	if err != nil {
+		return fmt.Errorf("save findings: %w", err)
+	}
+	defer b.Abort() //nolint:errcheck // no-op after Send
+	now := time.Now().UTC()
+	for _, f := range fs {
+		ev, _ := json.Marshal(f.Evidence)
+		labels, _ := json.Marshal(f.Labels)
+		if err := b.Append(f.ID, f.RuleID, f.RuleName, f.RuleType, f.Severity, f.Status, f.GroupKey, f.KeyID, f.KeyHint, f.AccountID, f.ClientIP,
+			f.EvalTime, f.WindowStart, f.WindowEnd, f.Value, f.Threshold, f.Summary, string(ev), string(labels), f.Runbook, now); err != nil {
+			return fmt.Errorf("save findings: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("save findings: %w", err)
+	}
+	return nil
+}
+
+// RunRecord is one row of rule_runs.
+type RunRecord struct {
+	RuleID     string
+	EvalTime   time.Time
+	StartedAt  time.Time
+	Duration   time.Duration
+	Rows       int
+	Findings   int
+	Suppressed int
+	Err        error
+	Trigger    string
+}
+
+// SaveRun stores one run record.
+func (s *Store) SaveRun(ctx context.Context, r RunRecord) error {
+	msg := ""
+	if r.Err != nil {
+		msg = r.Err.Error()
+	}
+	err := s.conn.Exec(ctx, "INSERT INTO "+s.db+".rule_runs (rule_id, eval_time, started_at, duration_ms, rows, findings, suppressed, error, trigger) SELECT ?, toDateTime(?), toDateTime(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), ?, ?",
+		r.RuleID, uint32(r.EvalTime.Unix()), uint32(r.StartedAt.Unix()), uint32(r.Duration.Milliseconds()), uint32(r.Rows), uint32(r.Findings), uint32(r.Suppressed), msg, r.Trigger)
+	if err != nil {
+		return fmt.Errorf("save run of %s: %w", r.RuleID, err)
+	}
+	return nil
+}
+
+// Findings returns stored findings of rule (all rules if empty) with
+// eval_time in [from, to), newest first.
+func (s *Store) Findings(ctx context.Context, ruleID string, from, to time.Time) ([]Finding, error) {
+	q := "SELECT finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook FROM " +
+		s.db + ".findings FINAL WHERE eval_time >= toDateTime(?) AND eval_time < toDateTime(?)"
+	args := []any{uint32(from.Unix()), uint32(to.Unix())}
+	if ruleID != "" {
+		q += " AND rule_id = ?"
+		args = append(args, ruleID)
+	}
+	rows, err := s.conn.Query(ctx, q+" ORDER BY eval_time DESC, rule_id, group_key", args...)
+	if err != nil {
+		return nil, fmt.Errorf("read findings: %w", err)
+	}
+	defer rows.Close()
+	var out []Finding
+	for rows.Next() {
+		var f Finding
+		var ev, labels string
+		if err := rows.Scan(&f.ID, &f.RuleID, &f.RuleName, &f.RuleType, &f.Severity, &f.Status, &f.GroupKey, &f.KeyID, &f.KeyHint, &f.AccountID, &f.ClientIP,
+			&f.EvalTime, &f.WindowStart, &f.WindowEnd, &f.Value, &f.Threshold, &f.Summary, &ev, &labels, &f.Runbook); err != nil {
+			return nil, fmt.Errorf("read findings: %w", err)
+		}
+		_ = json.Unmarshal([]byte(ev), &f.Evidence)
+		_ = json.Unmarshal([]byte(labels), &f.Labels)
+		f.Group = parseGroupKey(f.GroupKey)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+func parseGroupKey(k string) map[string]string {
+	out := map[string]string{}
+	for _, p := range strings.Split(k, ",") {
+		if a, b, ok := strings.Cut(p, "="); ok {
+			out[a] = b
+		}
+	}
+	return out
+}
