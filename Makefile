@@ -7,7 +7,7 @@ STATE     ?= $(CURDIR)/.state
 export AW_STATE := $(STATE)
 TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092}
 
-.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-micro vet clean
+.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-micro vet clean
 
 all: build
 
@@ -46,6 +46,10 @@ demo: services build
 ## bench: 1M generated events drained from Kafka into ClickHouse; events/s, CPU s per 1M, peak RSS
 bench: services build
 	deploy/bench/ingest.sh $${EVENTS:-1000000}
+
+## bench-rules: each default rule's evaluation time over EVENTS stored events (default 10M; loaded once)
+bench-rules: services
+	$(TEST_ENV) AUDITWATCH_BENCH_EVENTS=$${EVENTS:-10000000} $(GO) test -run XXX -bench BenchmarkDefaultRules -benchtime 20x -timeout 60m ./detect/
 
 ## bench-micro: Go benchmarks (decoder, generator)
 bench-micro:

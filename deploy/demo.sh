@@ -5,7 +5,8 @@
 #   2. generate 24 h of gateway traffic with every incident scenario and some
 #      malformed messages, into a fresh Kafka topic
 #   3. run `auditwatch ingest` until everything has arrived, then stop it
-#   4. show what analysts see in ClickHouse
+#   4. import the key registry and run the default rules over the last 24h
+#   5. show what analysts see in ClickHouse, and which incidents were found
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,7 +33,7 @@ clickhouse-client --port "$CH_PORT" --query "DROP DATABASE IF EXISTS auditwatch_
 
 step "generating 24h of traffic at ${RATE} events/s with all incident scenarios → Kafka topic $AUDITWATCH_KAFKA_TOPIC"
 "$BIN" gen --out kafka --seed 42 --start -24h --duration 24h --rate "$RATE" --malformed 25 \
-  --incidents "$OUT/incidents.json" 2> "$OUT/gen.log"
+  --incidents "$OUT/incidents.json" --registry "$OUT/registry.yaml" 2> "$OUT/gen.log"
 cat "$OUT/gen.log"
 read -r EVENTS BAD < <(sed -n 's/^generated \([0-9]*\) events and \([0-9]*\) malformed.*/\1 \2/p' "$OUT/gen.log")
 
@@ -54,6 +55,15 @@ kill -TERM $PID; wait $PID || { echo "ingest exited with an error; see out/inges
 trap - EXIT
 printf '  all arrived in %.1fs; ingest stopped cleanly\n' "$(echo "$end - $start" | bc)"
 [ "$got" -eq "$EVENTS" ] || { echo "MISMATCH: $got of $EVENTS events in ClickHouse"; exit 1; }
+
+step "key registry: importing the dashboard export (full keys are fingerprinted and dropped)"
+"$BIN" keys import "$OUT/registry.yaml"
+
+step "detection: the default rules (rules/pack) over the last 24h, findings stored in ClickHouse"
+"$BIN" detect --rules rules/pack --from -24h --to 0s --step window > "$OUT/findings.txt" 2> "$OUT/detect.log" \
+  || { cat "$OUT/detect.log"; exit 1; }
+cat "$OUT/findings.txt"
+tail -1 "$OUT/detect.log"
 
 step "traffic by hour (last 24h)"
 q --format PrettyCompactMonoBlock --query "
@@ -89,12 +99,29 @@ q --format PrettyCompactMonoBlock --query "
   SELECT reason, field, count() AS messages, any(substring(raw, 1, 70)) AS example
   FROM ingest_errors GROUP BY reason, field ORDER BY messages DESC"
 
-step "injected incidents (ground truth, out/incidents.json)"
-python3 -c '
-import json, sys
-for i in json.load(open(sys.argv[1])):
-    who = i.get("key_id") or i.get("client_ip", "")
-    print("  %-24s %-30s %s  %4d events" % (i["name"], who, i["start"][:16], i["events"]))
-' "$OUT/incidents.json"
+step "findings by rule (SELECT … FROM findings)"
+q --format PrettyCompactMonoBlock --query "
+  SELECT rule_id, severity, countIf(status = 'new') AS alerts, countIf(status = 'suppressed') AS suppressed,
+         uniqExact(group_key) AS groups, min(eval_time) AS first, max(eval_time) AS last
+  FROM findings FINAL GROUP BY rule_id, severity ORDER BY alerts DESC"
+
+step "injected incidents (ground truth, out/incidents.json) and the findings that caught them"
+q --format TSV --query "SELECT rule_id, key_id, client_ip, group_key, toUnixTimestamp(window_start), toUnixTimestamp(eval_time) FROM findings FINAL WHERE status = 'new'" > "$OUT/findings.tsv"
+python3 - "$OUT/incidents.json" "$OUT/findings.tsv" <<'PY'
+import json, sys, datetime as dt
+inc = json.load(open(sys.argv[1]))
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
+def ts(s): return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+missed = 0
+for i in inc:
+    start, end = ts(i["start"]), ts(i["end"])
+    who = {i.get("key_id")} | {i.get("client_ip")} | set(i.get("client_ips") or [])
+    who.discard(None); who.discard("")
+    hits = sorted({r[0] for r in rows if (r[1] in who or r[2] in who or any(("=" + w) in r[3] for w in who))
+                   and float(r[4]) <= end + 3600 and float(r[5]) >= start})
+    if not hits: missed += 1
+    print("  %-24s %-30s %s  →  %s" % (i["name"], i.get("key_id") or i.get("client_ip", ""), i["start"][:16], ", ".join(hits) or "NOT FOUND"))
+print("\n  %d of %d incidents found by a rule" % (len(inc) - missed, len(inc)))
+PY
 echo
 echo "Explore: clickhouse-client --port $CH_PORT --database auditwatch_demo"

@@ -14,11 +14,18 @@ import (
 )
 
 // openClickHouse connects over the native protocol (the HTTP protocol does
-// not work with 18.16 servers). It does not contact the server.
+// not work with 18.16 servers) with "default" as the session database. It
+// does not contact the server.
 func openClickHouse(cfg ClickHouseConfig) (driver.Conn, error) {
+	return openClickHouseDB(cfg, "default")
+}
+
+// openClickHouseDB connects with db as the session database, so that
+// unqualified table names (in analysts' sql rules) resolve there.
+func openClickHouseDB(cfg ClickHouseConfig, db string) (driver.Conn, error) {
 	opts := &clickhouse.Options{
 		Addr:         cfg.Addr,
-		Auth:         clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		Auth:         clickhouse.Auth{Database: db, Username: cfg.Username, Password: cfg.Password},
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		DialTimeout:  cfg.DialTimeout,
 		ReadTimeout:  cfg.ReadTimeout,

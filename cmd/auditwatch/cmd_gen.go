@@ -29,6 +29,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	out := fs.String("out", "stdout", "stdout or kafka")
 	partitions := fs.Int("partitions", 4, "with --out kafka: partitions of the topic if it must be created")
 	incidents := fs.String("incidents", "", "write the injected incidents (ground truth) as JSON to this file")
+	registry := fs.String("registry", "", "write the key registry, as the dashboard exports it (full keys: a secret file), to this YAML file for `auditwatch keys import`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +53,19 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *incidents != "" {
 		if err := writeJSONFile(*incidents, g.Incidents()); err != nil {
+			return err
+		}
+	}
+	if *registry != "" {
+		f, err := os.OpenFile(*registry, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("write registry: %w", err)
+		}
+		err = gen.WriteRegistryYAML(f, g.RegistryExport())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -92,9 +92,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			_ = srv.Shutdown(sctx)
 		}
 	}
-	ret := retention.New(conn, cfg.ClickHouse.Database, retention.Policy{
-		"access_log": cfg.Retention.AccessLogDays, "ingest_errors": cfg.Retention.IngestErrorsDays,
-	}, log)
+	ret := retention.New(conn, cfg.ClickHouse.Database, retention.Policy(cfg.Retention.policy()), log)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -25,9 +25,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer conn.Close()
-	e := retention.New(conn, cfg.ClickHouse.Database, retention.Policy{
-		"access_log": cfg.Retention.AccessLogDays, "ingest_errors": cfg.Retention.IngestErrorsDays,
-	}, log)
+	e := retention.New(conn, cfg.ClickHouse.Database, retention.Policy(cfg.Retention.policy()), log)
 	dropped, err := e.Enforce(ctx, time.Now())
 	for _, d := range dropped {
 		fmt.Fprintf(stdout, "dropped %s partition %s (%d rows)\n", d.Table, d.Partition, d.Rows)

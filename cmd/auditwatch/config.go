@@ -21,6 +21,14 @@ type Config struct {
 	Ingest     IngestConfig     `yaml:"ingest"`
 	Retention  RetentionConfig  `yaml:"retention"`
 	HTTP       HTTPConfig       `yaml:"http"`
+	Detect     DetectConfig     `yaml:"detect"`
+}
+
+// DetectConfig configures the rule scheduler.
+type DetectConfig struct {
+	RulesDir       string        `yaml:"rules_dir"`       // directory of rule files (*.yaml)
+	ReloadInterval time.Duration `yaml:"reload_interval"` // how often rule files are checked for changes
+	HTTPListen     string        `yaml:"http_listen"`     // metrics and health of `detect`; "" disables
 }
 
 // LogConfig sets up slog.
@@ -47,7 +55,9 @@ type KafkaConfig struct {
 	Brokers        []string      `yaml:"brokers"`
 	Topic          string        `yaml:"topic"`
 	GroupID        string        `yaml:"group_id"`
-	StartOffset    string        `yaml:"start_offset"` // earliest or latest, for a new group
+	KeysTopic      string        `yaml:"keys_topic"`    // key lifecycle events, for `keys consume`
+	KeysGroupID    string        `yaml:"keys_group_id"` // consumer group of `keys consume`
+	StartOffset    string        `yaml:"start_offset"`  // earliest or latest, for a new group
 	MinBytes       int           `yaml:"min_bytes"`
 	MaxBytes       int           `yaml:"max_bytes"`
 	MaxWait        time.Duration `yaml:"max_wait"`
@@ -82,6 +92,9 @@ type IngestConfig struct {
 type RetentionConfig struct {
 	AccessLogDays    int           `yaml:"access_log_days"`
 	IngestErrorsDays int           `yaml:"ingest_errors_days"`
+	RollupDays       int           `yaml:"rollup_days"`   // key_ip_daily
+	FindingsDays     int           `yaml:"findings_days"` // findings
+	RuleRunsDays     int           `yaml:"rule_runs_days"`
 	CheckInterval    time.Duration `yaml:"check_interval"`
 }
 
@@ -102,6 +115,7 @@ func DefaultConfig() Config {
 		},
 		Kafka: KafkaConfig{
 			Brokers: []string{"127.0.0.1:19092"}, Topic: "gateway-access-logs", GroupID: "auditwatch-ingest",
+			KeysTopic: "gateway-key-events", KeysGroupID: "auditwatch-keys",
 			StartOffset: "earliest", MinBytes: 64 << 10, MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond,
 			QueueCapacity: 2_000, SessionTimeout: 10 * time.Second,
 		},
@@ -110,8 +124,9 @@ func DefaultConfig() Config {
 			MaxMessageBytes: 1 << 20, MaxFutureSkew: 24 * time.Hour, DeadLetterRawBytes: 64 << 10,
 			ShutdownTimeout: 30 * time.Second, MemoryLimitBytes: 160 << 20,
 		},
-		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, CheckInterval: time.Hour},
+		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, RollupDays: 400, FindingsDays: 365, RuleRunsDays: 90, CheckInterval: time.Hour},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
+		Detect:    DetectConfig{RulesDir: "rules/pack", ReloadInterval: 5 * time.Second, HTTPListen: "127.0.0.1:9465"},
 	}
 }
 
@@ -154,6 +169,8 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	set("AUDITWATCH_KAFKA_GROUP_ID", func(v string) { c.Kafka.GroupID = v })
 	set("AUDITWATCH_KAFKA_SASL_PASSWORD", func(v string) { c.Kafka.SASL.Password = v })
 	set("AUDITWATCH_HTTP_LISTEN", func(v string) { c.HTTP.Listen = v })
+	set("AUDITWATCH_DETECT_HTTP_LISTEN", func(v string) { c.Detect.HTTPListen = v })
+	set("AUDITWATCH_RULES_DIR", func(v string) { c.Detect.RulesDir = v })
 	set("AUDITWATCH_LOG_LEVEL", func(v string) { c.Log.Level = v })
 	set("AUDITWATCH_HTTP_PPROF", func(v string) { c.HTTP.Pprof = v == "1" || v == "true" })
 	for _, f := range []struct {
@@ -193,7 +210,7 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("kafka.sasl.mechanism: %q: want plain, scram-sha-256 or scram-sha-512", c.Kafka.SASL.Mechanism))
 	}
-	if c.Retention.AccessLogDays < 0 || c.Retention.IngestErrorsDays < 0 {
+	if min(c.Retention.AccessLogDays, c.Retention.IngestErrorsDays, c.Retention.RollupDays, c.Retention.FindingsDays, c.Retention.RuleRunsDays) < 0 {
 		errs = append(errs, errors.New("retention: days must be 0 (keep forever) or more"))
 	}
 	return errors.Join(errs...)
@@ -207,4 +224,12 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// policy returns the retention of every table.
+func (r RetentionConfig) policy() map[string]int {
+	return map[string]int{
+		"access_log": r.AccessLogDays, "ingest_errors": r.IngestErrorsDays, "key_ip_daily": r.RollupDays,
+		"findings": r.FindingsDays, "rule_runs": r.RuleRunsDays,
+	}
 }

@@ -29,6 +29,10 @@ func commands() []command {
 		{"ingest", "consume access logs from Kafka into ClickHouse", runIngest},
 		{"migrate", "create or upgrade the ClickHouse schema", runMigrate},
 		{"retention", "drop partitions older than the retention settings, once", runRetention},
+		{"detect", "run detection rules on their schedules against ClickHouse", runDetect},
+		{"rules", "rules validate DIR | rules test DIR", runRules},
+		{"keys", "keys import FILE | keys list | keys consume: the API key registry", runKeys},
+		{"backtest", "replay rules over stored history: what would have fired", runBacktest},
 		{"gen", "generate synthetic gateway traffic with incidents, to Kafka or stdout", runGen},
 		{"version", "print the version", runVersion},
 	}

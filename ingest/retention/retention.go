@@ -17,8 +17,8 @@ type Conn interface {
 	Select(ctx context.Context, dest any, query string, args ...any) error
 }
 
-// Policy maps a table partitioned by toYYYYMMDD to the days it keeps; 0 keeps
-// everything.
+// Policy maps a table partitioned by day (toYYYYMMDD) or by month (toYYYYMM)
+// to the days it keeps; 0 keeps everything.
 type Policy map[string]int
 
 // Enforcer drops expired partitions.
@@ -41,9 +41,9 @@ type Dropped struct {
 	Rows      uint64
 }
 
-// Enforce drops, for each table in the policy, the daily partitions whose day
-// ended more than the table's days before now. A partition for day D is kept
-// while now < D + 1 day + days.
+// Enforce drops, for each table in the policy, the partitions whose data is
+// entirely older than the table's days before now: a daily partition once
+// its day is, a monthly one once its whole month is.
 func (e *Enforcer) Enforce(ctx context.Context, now time.Time) ([]Dropped, error) {
 	tables := make([]string, 0, len(e.policy))
 	for t := range e.policy {
@@ -67,7 +67,16 @@ func (e *Enforcer) Enforce(ctx context.Context, now time.Time) ([]Dropped, error
 			return out, fmt.Errorf("list partitions of %s.%s: %w", e.db, table, err)
 		}
 		for _, p := range parts {
-			if len(p.Partition) != 8 || p.Partition >= cutoff {
+			switch len(p.Partition) {
+			case 8: // YYYYMMDD
+				if p.Partition >= cutoff {
+					continue
+				}
+			case 6: // YYYYMM: only months that ended before the cutoff day
+				if p.Partition >= cutoff[:6] {
+					continue
+				}
+			default:
 				continue
 			}
 			if err := e.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", e.db, table, p.Partition)); err != nil {

@@ -38,6 +38,17 @@ func TestEnforceDropsOnlyExpiredPartitions(t *testing.T) {
 	if n := testenv.Count(t, conn, "SELECT count() FROM "+db+".access_log WHERE ts < toDateTime(?)", now.AddDate(0, 0, -90).Format("2006-01-02")+" 00:00:00"); n != 0 {
 		t.Fatalf("%d rows older than the retention left", n)
 	}
+	// Monthly partitions go once their whole month is past the cutoff.
+	for _, d := range []string{"2026-07-31", "2026-08-30", "2026-09-15"} {
+		if err := conn.Exec(ctx, "INSERT INTO "+db+".findings (finding_id, rule_id, eval_time) SELECT ?, 'r', toDateTime(?)", d, d+" 00:00:00"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	em := retention.New(conn, db, retention.Policy{"findings": 90}, slog.New(slog.DiscardHandler))
+	dropped, err = em.Enforce(ctx, now) // cutoff 2026-08-29: July goes, August stays
+	if err != nil || len(dropped) != 1 || dropped[0].Partition != "202607" {
+		t.Fatalf("monthly: dropped %+v, %v", dropped, err)
+	}
 	// Idempotent.
 	if again, err := e.Enforce(ctx, now); err != nil || len(again) != 0 {
 		t.Fatalf("second Enforce dropped %v, %v", again, err)

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/rules"
+)
+
+func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("detect", "Run the rules of detect.rules_dir on their schedules until SIGINT/SIGTERM, storing\nfindings and runs in ClickHouse. Rule files are reloaded when they change; an\ninvalid change is reported with file:line:col and the running rules stay.", stdout, stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	dir := fs.String("rules", "", "rules directory (overrides detect.rules_dir)")
+	once := fs.String("once", "", "evaluate every enabled rule once at this time (RFC 3339 or relative, e.g. 0s), store the findings, and exit")
+	from := fs.String("from", "", "catch up: run every enabled rule at its ticks from this time (RFC 3339 or relative, e.g. -24h) to --to, store the findings (with cooldown), and exit")
+	to := fs.String("to", "0s", "end of --from catch-up")
+	step := fs.String("step", "schedule", "with --from: schedule, window or a duration")
+	migrateFirst := fs.Bool("migrate", false, "apply schema migrations first")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *dir != "" {
+		cfg.Detect.RulesDir = *dir
+	}
+	log := newLogger(cfg.Log, stderr)
+	if *migrateFirst {
+		admin, err := openClickHouse(cfg.ClickHouse)
+		if err != nil {
+			return err
+		}
+		if err := waitClickHouse(ctx, admin, log); err != nil {
+			return err
+		}
+		_, err = migrate(ctx, admin, cfg.ClickHouse.Database, log)
+		admin.Close()
+		if err != nil {
+			return err
+		}
+	}
+	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := waitClickHouse(ctx, conn, log); err != nil {
+		return err
+	}
+	db := cfg.ClickHouse.Database
+	runner := &detect.Runner{
+		Engine: detect.NewEngine(conn, db, keys.NewStore(conn, db), log),
+		Store:  detect.NewStore(conn, db),
+	}
+
+	if *once != "" || *from != "" {
+		return detectOnce(ctx, runner, cfg.Detect.RulesDir, *once, *from, *to, *step, stdout, stderr)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sched := detect.NewScheduler(cfg.Detect.RulesDir, runner, log, detect.NewMetrics(reg))
+	sched.ReloadInterval = cfg.Detect.ReloadInterval
+	stopHTTP := func() {}
+	if cfg.Detect.HTTPListen != "" {
+		srv, ln, err := listenHTTP(HTTPConfig{Listen: cfg.Detect.HTTPListen, Pprof: cfg.HTTP.Pprof}, reg, func() error {
+			if sched.Rules() == nil {
+				return errors.New("rules not loaded")
+			}
+			return conn.Ping(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		log.Info("serving metrics and health", "addr", ln.Addr().String())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server failed", "err", err)
+			}
+		}()
+		stopHTTP = func() {
+			sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx)
+			<-done
+		}
+	}
+	defer stopHTTP()
+	log.Info("detecting", "rules_dir", cfg.Detect.RulesDir, "database", db)
+	if err := sched.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("detect stopped cleanly")
+	return nil
+}
+
+// detectOnce runs the enabled rules at one time (once) or at their ticks over
+// a past range (from, to, step), storing findings as the daemon would, and
+// prints the alerting findings.
+func detectOnce(ctx context.Context, runner *detect.Runner, dir, once, from, to, step string, stdout, stderr io.Writer) error {
+	set, err := rules.LoadDir(dir)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ticks := func(r *rules.Rule) ([]time.Time, error) {
+		if once != "" {
+			t, err := parseStart(once, now)
+			return []time.Time{t}, err
+		}
+		o, err := rangeOptions(from, to, step, now)
+		if err != nil {
+			return nil, err
+		}
+		return detect.Ticks(r, o), nil
+	}
+	var failed, alerts, suppressed int
+	for _, r := range set.Rules {
+		if !r.IsEnabled() {
+			continue
+		}
+		ts, err := ticks(r)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			res, err := runner.Run(ctx, r, t, "manual")
+			if err != nil {
+				failed++
+				fmt.Fprintf(stderr, "%s at %s: %v\n", r.ID, t.Format(time.RFC3339), err)
+				continue
+			}
+			alerts += res.Alerts
+			suppressed += res.Suppressed
+			for _, f := range res.Findings {
+				if f.Status == detect.StatusNew {
+					fmt.Fprintf(stdout, "%s  %-8s  %s\n", f.EvalTime.Format("2006-01-02 15:04"), f.Severity, f.Summary)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "%d findings alerted, %d suppressed by cooldown, %d failed evaluations\n", alerts, suppressed, failed)
+	if failed > 0 {
+		return fmt.Errorf("%d rule evaluations failed", failed)
+	}
+	return nil
+}
+
+// rangeOptions parses --from/--to/--step.
+func rangeOptions(from, to, step string, now time.Time) (detect.BacktestOptions, error) {
+	f, err := parseStart(from, now)
+	if err != nil {
+		return detect.BacktestOptions{}, err
+	}
+	t, err := parseStart(to, now)
+	if err != nil {
+		return detect.BacktestOptions{}, err
+	}
+	o := detect.BacktestOptions{From: f, To: t}
+	switch step {
+	case "schedule":
+	case "window":
+		o.StepWindow = true
+	default:
+		d, err := rules.ParseDuration(step)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("--step %q: want schedule, window or a duration", step)
+		}
+		o.Step = d
+	}
+	return o, nil
+}
