@@ -32,8 +32,8 @@ func NewEngine(conn driver.Conn, db string, reg KeyRegistry, log *slog.Logger) *
 	return &Engine{conn: conn, db: db, keys: reg, log: log, MaxGroups: 1000}
 }
 
-// Eval evaluates r at time t and returns its findings, before exceptions
-// and cooldown. It reads only [t−delay−window, t−delay) of the access log
+// Eval evaluates r at time t and returns its findings, exceptions applied,
+// before cooldown. It reads only [t−delay−window, t−delay) of the access log
 // (and the key registry), so it is repeatable.
 func (e *Engine) Eval(ctx context.Context, r *rules.Rule, t time.Time) ([]Finding, error) {
 	w := WindowFor(r, t)

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/auditwatch/auditwatch/ingest/gen"
+	"github.com/auditwatch/auditwatch/rules"
 )
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -141,14 +142,19 @@ func scenarioHelp() string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// parseStart accepts RFC 3339 or a duration relative to now.
+// parseStart accepts an RFC 3339 time or a duration relative to now, with
+// days allowed ("-24h", "-7d", "0s").
 func parseStart(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
+	neg := strings.HasPrefix(s, "-")
+	if d, err := rules.ParseDuration(strings.TrimPrefix(s, "-")); err == nil {
+		if neg {
+			d = -d
+		}
 		return now.Add(d).UTC().Truncate(time.Second), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--start %q: want RFC 3339 or a duration such as -24h", s)
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or a duration relative to now such as -24h or -7d", s)
 	}
 	return t, nil
 }
