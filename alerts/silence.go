@@ -1,0 +1,99 @@
+package alerts
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/auditwatch/auditwatch/detect"
+)
+
+// Silence mutes matching findings for a while: they are still recorded,
+// not sent.
+type Silence struct {
+	ID        string    `json:"id"`
+	RuleID    string    `json:"rule_id,omitempty"`   // empty: any rule
+	KeyID     string    `json:"key_id,omitempty"`    // empty: any key
+	ClientIP  string    `json:"client_ip,omitempty"` // address or CIDR; empty: any
+	Reason    string    `json:"reason"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	Expired   bool      `json:"expired"`
+}
+
+// NewSilenceID returns a random id.
+func NewSilenceID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "sil_" + hex.EncodeToString(b)
+}
+
+// Validate checks a silence before it is stored.
+func (s Silence) Validate() error {
+	if s.RuleID == "" && s.KeyID == "" && s.ClientIP == "" {
+		return fmt.Errorf("a silence needs at least one of rule, key or ip")
+	}
+	if strings.TrimSpace(s.Reason) == "" {
+		return fmt.Errorf("a silence needs a reason")
+	}
+	if !s.EndsAt.After(s.StartsAt) {
+		return fmt.Errorf("a silence must end after it starts")
+	}
+	if s.ClientIP != "" {
+		if _, err := parsePrefix(s.ClientIP); err != nil {
+			return fmt.Errorf("ip %q: not an address or CIDR", s.ClientIP)
+		}
+	}
+	return nil
+}
+
+// Active reports whether s is in force at t.
+func (s Silence) Active(t time.Time) bool {
+	return !s.Expired && !t.Before(s.StartsAt) && t.Before(s.EndsAt)
+}
+
+// Matches reports whether s mutes f (regardless of time).
+func (s Silence) Matches(f *detect.Finding) bool {
+	if s.RuleID != "" && s.RuleID != f.RuleID {
+		return false
+	}
+	if s.KeyID != "" && s.KeyID != f.KeyID && s.KeyID != f.Group["key_id"] {
+		return false
+	}
+	if s.ClientIP != "" {
+		p, err := parsePrefix(s.ClientIP)
+		ip, ierr := netip.ParseAddr(f.ClientIP)
+		if err != nil || ierr != nil || !p.Contains(ip.Unmap()) {
+			return false
+		}
+	}
+	return true
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// silencedBy returns the first active silence muting f at t.
+func silencedBy(ss []Silence, f *detect.Finding, t time.Time) *Silence {
+	for i := range ss {
+		if ss[i].Active(t) && ss[i].Matches(f) {
+			return &ss[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/auditwatch/auditwatch/detect"
+)
+
+// Delivery outcomes.
+const (
+	OutcomeSent     = "sent"
+	OutcomeRetry    = "retry"
+	OutcomeFailed   = "failed"
+	OutcomeSilenced = "silenced"
+)
+
+// Store keeps delivery records and silences in ClickHouse and reads the
+// findings waiting to be delivered.
+type Store struct {
+	conn driver.Conn
+	db   string
+}
+
+// NewStore returns a Store for database db.
+func NewStore(conn driver.Conn, db string) *Store { return &Store{conn: conn, db: db} }
+
+// Attempt is one row of alert_deliveries.
+type Attempt struct {
+	At           time.Time
+	FindingID    string
+	RuleID       string
+	GroupKey     string
+	EvalTime     time.Time
+	Kind         string
+	Notifier     string
+	Channel      string
+	Attempt      int
+	Outcome      string
+	Code         string
+	Error        string
+	SlackChannel string
+	SlackTS      string
+	ThreadTS     string
+	SilenceID    string
+}
+
+// Record stores attempts in one insert.
+func (s *Store) Record(ctx context.Context, as []Attempt) error {
+	if len(as) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+".alert_deliveries (attempted_at, seq, finding_id, rule_id, group_key, eval_time, kind, notifier, channel, attempt, outcome, code, error, slack_channel, slack_ts, thread_ts, silence_id)")
+	if err != nil {
+		return fmt.Errorf("record deliveries: %w", err)
+	}
+	defer b.Abort() //nolint:errcheck // no-op after Send
+	seq := uint64(time.Now().UnixNano())
+	for i, a := range as {
+		if err := b.Append(a.At.UTC(), seq+uint64(i), a.FindingID, a.RuleID, a.GroupKey, a.EvalTime.UTC(), a.Kind, a.Notifier, a.Channel, uint16(a.Attempt),
+			a.Outcome, a.Code, a.Error, a.SlackChannel, a.SlackTS, a.ThreadTS, a.SilenceID); err != nil {
+			return fmt.Errorf("record deliveries: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("record deliveries: %w", err)
+	}
+	return nil
+}
+
+// pending is a finding waiting for delivery and its previous attempts.
+type pending struct {
+	detect.Finding
+	Attempts int
+}
+
+// Pending returns findings with status new, evaluated at or after since,
+// that have no final delivery outcome (sent, failed or silenced), oldest
+// first, with how many attempts were made so far.
+func (s *Store) Pending(ctx context.Context, since time.Time, limit int) ([]pending, error) {
+	q := "SELECT finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook FROM " +
+		s.db + ".findings FINAL WHERE status = 'new' AND eval_time >= toDateTime(?) AND finding_id NOT IN (SELECT finding_id FROM " + s.db +
+		".alert_deliveries WHERE outcome IN ('sent', 'failed', 'silenced') AND eval_time >= toDateTime(?)) ORDER BY eval_time, rule_id, value DESC LIMIT ?"
+	rows, err := s.conn.Query(ctx, q, uint32(since.Unix()), uint32(since.Unix()), uint64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read pending findings: %w", err)
+	}
+	defer rows.Close()
+	var out []pending
+	for rows.Next() {
+		var f detect.Finding
+		var ev, labels string
+		if err := rows.Scan(&f.ID, &f.RuleID, &f.RuleName, &f.RuleType, &f.Severity, &f.Status, &f.GroupKey, &f.KeyID, &f.KeyHint, &f.AccountID, &f.ClientIP,
+			&f.EvalTime, &f.WindowStart, &f.WindowEnd, &f.Value, &f.Threshold, &f.Summary, &ev, &labels, &f.Runbook); err != nil {
+			return nil, fmt.Errorf("read pending findings: %w", err)
+		}
+		_ = json.Unmarshal([]byte(ev), &f.Evidence)
+		_ = json.Unmarshal([]byte(labels), &f.Labels)
+		f.Group = parseGroupKey(f.GroupKey)
+		out = append(out, pending{Finding: f})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	for i, p := range out {
+		ids[i] = p.ID
+	}
+	counts, err := s.attemptCounts(ctx, ids, since)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Attempts = counts[out[i].ID]
+	}
+	return out, nil
+}
+
+func (s *Store) attemptCounts(ctx context.Context, ids []string, since time.Time) (map[string]int, error) {
+	args := []any{uint32(since.Unix())}
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		marks[i] = "?"
+		args = append(args, id)
+	}
+	rows, err := s.conn.Query(ctx, "SELECT finding_id, count() FROM "+s.db+".alert_deliveries WHERE eval_time >= toDateTime(?) AND finding_id IN ("+strings.Join(marks, ", ")+") GROUP BY finding_id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("count attempts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = int(n)
+	}
+	return out, rows.Err()
+}
+
+// Incident is an open incident: a rule and group whose first alert was sent
+// and that has not been resolved.
+type Incident struct {
+	RuleID       string
+	GroupKey     string
+	Channel      string // channel routed to
+	SlackChannel string // channel id of the parent message
+	ParentTS     string // parent message ts (thread)
+	OpenedAt     time.Time
+	LastEval     time.Time // eval time of the latest finding delivered
+	Repeats      int
+}
+
+// OpenIncidents returns incidents whose last sent delivery (since since) is
+// not a resolution.
+func (s *Store) OpenIncidents(ctx context.Context, since time.Time) (map[string]*Incident, error) {
+	rows, err := s.conn.Query(ctx, `SELECT rule_id, group_key,
+			argMax(kind, seq) AS last_kind,
+			argMaxIf(channel, seq, kind = 'alert') AS ch,
+			argMaxIf(slack_channel, seq, kind = 'alert') AS sch,
+			argMaxIf(slack_ts, seq, kind = 'alert') AS parent,
+			maxIf(attempted_at, kind = 'alert') AS opened,
+			max(eval_time) AS last_eval,
+			countIf(kind = 'repeat') AS repeats
+		FROM `+s.db+`.alert_deliveries
+		WHERE outcome = 'sent' AND attempted_at >= toDateTime(?)
+		GROUP BY rule_id, group_key
+		HAVING last_kind != 'resolved' AND opened > toDateTime(0)`, uint32(since.Unix()))
+	if err != nil {
+		return nil, fmt.Errorf("read open incidents: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*Incident{}
+	for rows.Next() {
+		var in Incident
+		var lastKind string
+		var repeats uint64
+		if err := rows.Scan(&in.RuleID, &in.GroupKey, &lastKind, &in.Channel, &in.SlackChannel, &in.ParentTS, &in.OpenedAt, &in.LastEval, &repeats); err != nil {
+			return nil, fmt.Errorf("read open incidents: %w", err)
+		}
+		in.Repeats = int(repeats)
+		out[incidentKey(in.RuleID, in.GroupKey)] = &in
+	}
+	return out, rows.Err()
+}
+
+func incidentKey(rule, group string) string { return rule + "\x00" + group }
+
+// LastMatches returns, for rule and groups, the latest evaluation time with
+// any finding (new or suppressed), and the latest successful run of the rule.
+func (s *Store) LastMatches(ctx context.Context, ruleID string, since time.Time) (map[string]time.Time, time.Time, error) {
+	out := map[string]time.Time{}
+	rows, err := s.conn.Query(ctx, "SELECT group_key, max(eval_time) FROM "+s.db+".findings WHERE rule_id = ? AND eval_time >= toDateTime(?) GROUP BY group_key", ruleID, uint32(since.Unix()))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read last matches: %w", err)
+	}
+	for rows.Next() {
+		var g string
+		var t time.Time
+		if err := rows.Scan(&g, &t); err != nil {
+			rows.Close()
+			return nil, time.Time{}, err
+		}
+		out[g] = t
+	}
+	rows.Close()
+	var lastRun time.Time
+	if err := s.conn.QueryRow(ctx, "SELECT max(eval_time) FROM "+s.db+".rule_runs WHERE rule_id = ? AND error = '' AND eval_time >= toDateTime(?)", ruleID, uint32(since.Unix())).Scan(&lastRun); err != nil {
+		return nil, time.Time{}, fmt.Errorf("read last run: %w", err)
+	}
+	return out, lastRun, nil
+}
+
+// AddSilence stores s.
+func (s *Store) AddSilence(ctx context.Context, sl Silence) error {
+	if err := sl.Validate(); err != nil {
+		return err
+	}
+	return s.writeSilence(ctx, sl, 0)
+}
+
+// writeSilence stores a version of sl; bump moves its version past one
+// written in the same second.
+func (s *Store) writeSilence(ctx context.Context, sl Silence, bump int) error {
+	exp := uint8(0)
+	if sl.Expired {
+		exp = 1
+	}
+	err := s.conn.Exec(ctx, "INSERT INTO "+s.db+".silences (silence_id, rule_id, key_id, client_ip, reason, created_by, created_at, starts_at, ends_at, expired, updated_at) SELECT ?, ?, ?, ?, ?, ?, toDateTime(?), toDateTime(?), toDateTime(?), toUInt8(?), now() + ?",
+		sl.ID, sl.RuleID, sl.KeyID, sl.ClientIP, sl.Reason, sl.CreatedBy, uint32(sl.CreatedAt.Unix()), uint32(sl.StartsAt.Unix()), uint32(sl.EndsAt.Unix()), exp, bump)
+	if err != nil {
+		return fmt.Errorf("store silence: %w", err)
+	}
+	return nil
+}
+
+// Silences returns silences ending after since (all if since is zero).
+func (s *Store) Silences(ctx context.Context, since time.Time) ([]Silence, error) {
+	rows, err := s.conn.Query(ctx, "SELECT silence_id, rule_id, key_id, client_ip, reason, created_by, created_at, starts_at, ends_at, expired FROM "+s.db+
+		".silences FINAL WHERE ends_at >= toDateTime(?) ORDER BY created_at", uint32(max(since.Unix(), 0)))
+	if err != nil {
+		return nil, fmt.Errorf("read silences: %w", err)
+	}
+	defer rows.Close()
+	var out []Silence
+	for rows.Next() {
+		var sl Silence
+		var exp uint8
+		if err := rows.Scan(&sl.ID, &sl.RuleID, &sl.KeyID, &sl.ClientIP, &sl.Reason, &sl.CreatedBy, &sl.CreatedAt, &sl.StartsAt, &sl.EndsAt, &exp); err != nil {
+			return nil, fmt.Errorf("read silences: %w", err)
+		}
+		sl.Expired = exp == 1
+		out = append(out, sl)
+	}
+	return out, rows.Err()
+}
+
+// ExpireSilence ends silence id now.
+func (s *Store) ExpireSilence(ctx context.Context, id string) error {
+	all, err := s.Silences(ctx, time.Time{})
+	if err != nil {
+		return err
+	}
+	for _, sl := range all {
+		if sl.ID == id {
+			sl.Expired = true
+			return s.writeSilence(ctx, sl, 1)
+		}
+	}
+	return fmt.Errorf("no silence %q", id)
+}
+
+func parseGroupKey(k string) map[string]string {
+	out := map[string]string{}
+	for _, p := range splitComma(k) {
+		for i := 0; i < len(p); i++ {
+			if p[i] == '=' {
+				out[p[:i]] = p[i+1:]
+				break
+			}
+		}
+	}
+	return out
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
