@@ -325,6 +325,8 @@ func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[s
 				f.RuleName = r.Name
 			}
 			f.Summary = fmt.Sprintf("no match for %s since %s", in.GroupKey, lm.UTC().Format("2006-01-02 15:04 MST"))
+			last := lm.UTC()
+			f.Evidence.LastSeen = &last
 			m.Findings[0] = f
 			rec, err := d.deliver(ctx, m)
 			outcome := OutcomeSent

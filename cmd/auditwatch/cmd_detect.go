@@ -10,9 +10,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/robfig/cron/v3"
 
+	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/detect"
 	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/detect/summary"
 	"github.com/auditwatch/auditwatch/rules"
 )
 
@@ -99,10 +102,59 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	defer stopHTTP()
+	dispatchDone := make(chan struct{})
+	dctx, stopDispatch := context.WithCancel(ctx)
+	defer stopDispatch()
+	if cfg.Alerts.Enabled {
+		n, closeN, err := newNotifier(cfg.Alerts, stdout, log)
+		if err != nil {
+			return err
+		}
+		defer closeN()
+		lookup := func(id string) *rules.Rule {
+			if set := sched.Rules(); set != nil {
+				return set.Get(id)
+			}
+			return nil
+		}
+		d := newDispatcher(cfg, conn, n, lookup, log, alerts.NewMetrics(reg))
+		log.Info("delivering alerts", "notifier", n.Name(), "default_channel", cfg.Alerts.DefaultChannel, "routes", len(cfg.Alerts.Routes))
+		go func() {
+			defer close(dispatchDone)
+			_ = d.Run(dctx) // its own goroutine: a Slack outage never blocks detection
+		}()
+	} else {
+		close(dispatchDone)
+	}
+	if len(cfg.Summary.Schedules) > 0 {
+		n, closeN, err := newNotifier(cfg.Alerts, stdout, log)
+		if err != nil {
+			return err
+		}
+		defer closeN()
+		poster, _ := n.(alerts.ReportPoster)
+		d := &summary.Deliverer{Builder: summary.NewBuilder(conn, db, keys.NewStore(conn, db)), Poster: poster, OutDir: cfg.Summary.OutDir, Log: log}
+		c := cron.New(cron.WithLocation(time.UTC), cron.WithParser(cronParser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+		for _, sc := range cfg.Summary.Schedules {
+			sc := sc
+			if _, err := c.AddFunc(sc.Cron, func() {
+				if _, err := d.Deliver(dctx, sc, time.Now()); err != nil {
+					log.Error("scheduled usage summary failed", "period", sc.Period, "channel", sc.Channel, "err", err)
+				}
+			}); err != nil {
+				return fmt.Errorf("summary schedule %q: %w", sc.Cron, err)
+			}
+		}
+		c.Start()
+		defer func() { <-c.Stop().Done() }()
+		log.Info("usage summaries scheduled", "schedules", len(cfg.Summary.Schedules), "out_dir", cfg.Summary.OutDir)
+	}
 	log.Info("detecting", "rules_dir", cfg.Detect.RulesDir, "database", db)
 	if err := sched.Run(ctx); err != nil {
 		return err
 	}
+	stopDispatch()
+	<-dispatchDone
 	log.Info("detect stopped cleanly")
 	return nil
 }

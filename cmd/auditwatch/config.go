@@ -9,7 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/auditwatch/auditwatch/alerts"
+	"github.com/auditwatch/auditwatch/detect/summary"
 )
 
 // Config is the whole auditwatch configuration file. Every field has a
@@ -22,6 +26,43 @@ type Config struct {
 	Retention  RetentionConfig  `yaml:"retention"`
 	HTTP       HTTPConfig       `yaml:"http"`
 	Detect     DetectConfig     `yaml:"detect"`
+	Alerts     AlertsConfig     `yaml:"alerts"`
+	Summary    SummaryConfig    `yaml:"summary"`
+}
+
+// SummaryConfig schedules usage reviews (run by `detect`).
+type SummaryConfig struct {
+	OutDir    string             `yaml:"out_dir"`   // where report files are written
+	Schedules []summary.Schedule `yaml:"schedules"` // cron, period, formats, channel
+}
+
+// AlertsConfig configures delivery of findings (run by `detect` and
+// `alerts flush`).
+type AlertsConfig struct {
+	Enabled        bool           `yaml:"enabled"`
+	Notifier       string         `yaml:"notifier"`     // auto (slack when a token or webhook is set, else console), slack or console
+	ConsolePath    string         `yaml:"console_path"` // console notifier output file; "" = standard output
+	Slack          SlackConfig    `yaml:"slack"`
+	DefaultChannel string         `yaml:"default_channel"`
+	Routes         []alerts.Route `yaml:"routes"`
+	PollInterval   time.Duration  `yaml:"poll_interval"`
+	Horizon        time.Duration  `yaml:"horizon"`      // findings older than this are not delivered any more
+	IncidentTTL    time.Duration  `yaml:"incident_ttl"` // an incident not resolved within this is forgotten
+	MaxGroups      int            `yaml:"max_groups"`   // findings listed per message
+	Attempts       int            `yaml:"attempts"`     // delivery attempts per message and cycle
+	SendResolved   bool           `yaml:"send_resolved"`
+}
+
+// SlackConfig holds where the Slack credentials are; the credentials
+// themselves come from the environment (AUDITWATCH_SLACK_TOKEN,
+// AUDITWATCH_SLACK_WEBHOOK_URL) or these files, never from this file.
+type SlackConfig struct {
+	TokenFile      string        `yaml:"token_file"`
+	WebhookURLFile string        `yaml:"webhook_url_file"`
+	APIURL         string        `yaml:"api_url"` // Web API base URL override (tests, proxies)
+	Timeout        time.Duration `yaml:"timeout"`
+
+	token, webhookURL string // loaded secrets
 }
 
 // DetectConfig configures the rule scheduler.
@@ -127,14 +168,23 @@ func DefaultConfig() Config {
 		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, RollupDays: 400, FindingsDays: 365, RuleRunsDays: 90, CheckInterval: time.Hour},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
 		Detect:    DetectConfig{RulesDir: "rules/pack", ReloadInterval: 5 * time.Second, HTTPListen: "127.0.0.1:9465"},
+		Summary:   SummaryConfig{OutDir: "out/summaries"},
+		Alerts: AlertsConfig{Enabled: true, Notifier: "auto", DefaultChannel: "#auditwatch", PollInterval: 10 * time.Second,
+			Horizon: 24 * time.Hour, IncidentTTL: 7 * 24 * time.Hour, MaxGroups: 10, Attempts: 3, SendResolved: true,
+			Slack: SlackConfig{Timeout: 10 * time.Second}},
 	}
 }
 
 // LoadConfig reads path over the defaults (no path: defaults only), then
 // applies environment overrides. Unknown keys are errors, reported with
 // their line.
+//
+// Without --config, the file named by AUDITWATCH_CONFIG is read, if set.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
+	if path == "" {
+		path = os.Getenv("AUDITWATCH_CONFIG")
+	}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -173,10 +223,13 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	set("AUDITWATCH_RULES_DIR", func(v string) { c.Detect.RulesDir = v })
 	set("AUDITWATCH_LOG_LEVEL", func(v string) { c.Log.Level = v })
 	set("AUDITWATCH_HTTP_PPROF", func(v string) { c.HTTP.Pprof = v == "1" || v == "true" })
+	set("AUDITWATCH_SLACK_TOKEN", func(v string) { c.Alerts.Slack.token = v })
+	set("AUDITWATCH_SLACK_WEBHOOK_URL", func(v string) { c.Alerts.Slack.webhookURL = v })
 	for _, f := range []struct {
 		file string
 		dst  *string
-	}{{c.ClickHouse.PasswordFile, &c.ClickHouse.Password}, {c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password}} {
+	}{{c.ClickHouse.PasswordFile, &c.ClickHouse.Password}, {c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
+		{c.Alerts.Slack.TokenFile, &c.Alerts.Slack.token}, {c.Alerts.Slack.WebhookURLFile, &c.Alerts.Slack.webhookURL}} {
 		if f.file == "" {
 			continue
 		}
@@ -210,6 +263,31 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("kafka.sasl.mechanism: %q: want plain, scram-sha-256 or scram-sha-512", c.Kafka.SASL.Mechanism))
 	}
+	switch c.Alerts.Notifier {
+	case "auto", "console":
+	case "slack":
+		if c.Alerts.Slack.token == "" && c.Alerts.Slack.webhookURL == "" {
+			errs = append(errs, errors.New("alerts.notifier slack: set AUDITWATCH_SLACK_TOKEN or AUDITWATCH_SLACK_WEBHOOK_URL (or alerts.slack.token_file / webhook_url_file)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("alerts.notifier: %q: want auto, slack or console", c.Alerts.Notifier))
+	}
+	if c.Alerts.Slack.token != "" && c.Alerts.Slack.webhookURL != "" {
+		errs = append(errs, errors.New("alerts.slack: set a bot token or a webhook URL, not both"))
+	}
+	for i, sc := range c.Summary.Schedules {
+		if _, err := cronParser.Parse(sc.Cron); err != nil {
+			errs = append(errs, fmt.Errorf("summary.schedules[%d].cron %q: %w", i, sc.Cron, err))
+		}
+		if _, ok := summary.Periods[sc.Period]; !ok {
+			errs = append(errs, fmt.Errorf("summary.schedules[%d].period %q: want 24h, 7d or 30d", i, sc.Period))
+		}
+	}
+	for i, r := range c.Alerts.Routes {
+		if r.Channel == "" {
+			errs = append(errs, fmt.Errorf("alerts.routes[%d]: channel is required", i))
+		}
+	}
 	if min(c.Retention.AccessLogDays, c.Retention.IngestErrorsDays, c.Retention.RollupDays, c.Retention.FindingsDays, c.Retention.RuleRunsDays) < 0 {
 		errs = append(errs, errors.New("retention: days must be 0 (keep forever) or more"))
 	}
@@ -233,3 +311,5 @@ func (r RetentionConfig) policy() map[string]int {
 		"findings": r.FindingsDays, "rule_runs": r.RuleRunsDays,
 	}
 }
+
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/auditwatch/auditwatch/alerts"
+	"github.com/auditwatch/auditwatch/alerts/slack"
+	"github.com/auditwatch/auditwatch/rules"
+)
+
+// newNotifier builds the configured notifier: Slack when a token or webhook
+// is set (or notifier: slack), else the console. The returned closer closes
+// a console file.
+func newNotifier(cfg AlertsConfig, stdout io.Writer, log *slog.Logger) (alerts.Notifier, func(), error) {
+	useSlack := cfg.Notifier == "slack" || (cfg.Notifier == "auto" && (cfg.Slack.token != "" || cfg.Slack.webhookURL != ""))
+	if useSlack {
+		n, err := slack.New(slack.Config{Token: cfg.Slack.token, WebhookURL: cfg.Slack.webhookURL, APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		return n, func() {}, nil
+	}
+	if cfg.ConsolePath == "" {
+		return alerts.NewConsole(stdout), func() {}, nil
+	}
+	f, err := os.OpenFile(cfg.ConsolePath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open alerts.console_path: %w", err)
+	}
+	return alerts.NewConsole(f), func() { f.Close() }, nil
+}
+
+func newDispatcher(cfg Config, conn driver.Conn, n alerts.Notifier, lookup alerts.RuleLookup, log *slog.Logger, m *alerts.Metrics) *alerts.Dispatcher {
+	a := cfg.Alerts
+	return alerts.NewDispatcher(alerts.NewStore(conn, cfg.ClickHouse.Database), n, lookup, alerts.Options{
+		Router: alerts.Router{Routes: a.Routes, DefaultChannel: a.DefaultChannel}, Database: cfg.ClickHouse.Database,
+		PollInterval: a.PollInterval, Horizon: a.Horizon, IncidentTTL: a.IncidentTTL, MaxGroups: a.MaxGroups,
+		Attempts: a.Attempts, SendResolved: a.SendResolved,
+	}, log, m)
+}
+
+// runAlerts implements `alerts flush`.
+func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "flush" {
+		fmt.Fprintln(stdout, "Usage: auditwatch alerts flush [--config F] [--rules DIR]\n\nDeliver the findings waiting for delivery (and resolution notes) once, then exit.\n`detect` does this continuously every alerts.poll_interval.")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			return nil
+		}
+		return errUsage
+	}
+	fs := newFlags("alerts flush", "Deliver the findings waiting for delivery (and resolution notes) once, then exit.", stdout, stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	dir := fs.String("rules", "", "rules directory, for rule descriptions (default detect.rules_dir)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *dir != "" {
+		cfg.Detect.RulesDir = *dir
+	}
+	log := newLogger(cfg.Log, stderr)
+	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	set, err := rules.LoadDir(cfg.Detect.RulesDir)
+	if err != nil {
+		log.Warn("rules not loaded; messages will lack rule descriptions", "err", err)
+		set = &rules.Set{}
+	}
+	n, closeN, err := newNotifier(cfg.Alerts, stdout, log)
+	if err != nil {
+		return err
+	}
+	defer closeN()
+	d := newDispatcher(cfg, conn, n, set.Get, log, nil)
+	st, err := d.Cycle(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%d messages sent for %d findings via %s; %d silenced, %d failed, %d to retry, %d resolution notes\n",
+		st.Messages, st.Sent, n.Name(), st.Silenced, st.Failed, st.Retrying, st.Resolved)
+	if st.Retrying > 0 || st.Failed > 0 {
+		return fmt.Errorf("%d findings not delivered", st.Retrying+st.Failed)
+	}
+	return nil
+}
+
+// runSilence implements `silence add|list|expire`.
+func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := "Usage: auditwatch silence add --rule R [--key K] [--ip IP|CIDR] --for 2h --reason \"…\" [--by NAME]\n" +
+		"       auditwatch silence list [--all] [--format table|json]\n" +
+		"       auditwatch silence expire ID\n\n" +
+		"Silenced findings are still recorded (alert_deliveries outcome silenced), not sent."
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, usage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	sub, rest := args[0], args[1:]
+	fs := newFlags("silence "+sub, usage, stdout, stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	var (
+		rule, key, ip, reason, by, format *string
+		dur                               *time.Duration
+		all                               *bool
+	)
+	switch sub {
+	case "add":
+		rule = fs.String("rule", "", "rule id (empty: any rule)")
+		key = fs.String("key", "", "key id, as in findings.key_id")
+		ip = fs.String("ip", "", "client IP or CIDR")
+		dur = fs.Duration("for", time.Hour, "how long")
+		reason = fs.String("reason", "", "why (required)")
+		by = fs.String("by", os.Getenv("USER"), "who")
+	case "list":
+		all = fs.Bool("all", false, "include expired silences")
+		format = fs.String("format", "table", "table or json")
+	case "expire":
+	default:
+		fmt.Fprintf(stderr, "auditwatch silence: unknown subcommand %q\n", sub)
+		return errUsage
+	}
+	var id string
+	if sub == "expire" {
+		got, err := dirArg(fs, rest)
+		if err != nil {
+			return usageErr(err, stderr)
+		}
+		id = got
+	} else if err := parse(fs, rest); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	st := alerts.NewStore(conn, cfg.ClickHouse.Database)
+	now := time.Now().UTC().Truncate(time.Second)
+	switch sub {
+	case "add":
+		s := alerts.Silence{ID: alerts.NewSilenceID(), RuleID: *rule, KeyID: *key, ClientIP: *ip, Reason: *reason, CreatedBy: *by,
+			CreatedAt: now, StartsAt: now, EndsAt: now.Add(*dur)}
+		if err := st.AddSilence(ctx, s); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s until %s\n", s.ID, s.EndsAt.Format(time.RFC3339))
+	case "list":
+		since := now
+		if *all {
+			since = time.Time{}
+		}
+		ss, err := st.Silences(ctx, since)
+		if err != nil {
+			return err
+		}
+		if *format == "json" {
+			return json.NewEncoder(stdout).Encode(ss)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tRULE\tKEY\tIP\tUNTIL\tSTATE\tBY\tREASON")
+		for _, s := range ss {
+			state := "active"
+			switch {
+			case s.Expired:
+				state = "expired"
+			case !s.Active(now):
+				state = "ended"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, dash(s.RuleID), dash(s.KeyID), dash(s.ClientIP), s.EndsAt.Format(time.RFC3339), state, s.CreatedBy, s.Reason)
+		}
+		tw.Flush()
+	case "expire":
+		if err := st.ExpireSilence(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s expired\n", id)
+	}
+	return nil
+}
