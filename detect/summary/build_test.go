@@ -1,0 +1,168 @@
+package summary_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditwatch/auditwatch/alerts"
+	"github.com/auditwatch/auditwatch/deploy/testenv"
+	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/detect/summary"
+	"github.com/auditwatch/auditwatch/ingest/chsink"
+	"github.com/auditwatch/auditwatch/ingest/event"
+	"github.com/auditwatch/auditwatch/ingest/gen"
+)
+
+// TestRollupAgreesWithRawEvents generates two days of traffic with every
+// scenario, ingests it through the real decoder and sink (the materialized
+// views fill the rollups), and checks the report built from the rollups
+// against direct counts on access_log.
+func TestRollupAgreesWithRawEvents(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	db := testenv.ScratchDB(t, conn)
+	ctx := context.Background()
+	start := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	g, err := gen.New(gen.Config{Seed: 3, Start: start, Duration: 48 * time.Hour, Events: 120_000, Scenarios: []string{gen.ScenarioAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := event.NewDecoder(0, 1000*time.Hour)
+	var rows event.Rows
+	var buf []byte
+	if err := g.Run(ctx, func(e gen.Event) error {
+		buf = e.AppendJSON(buf[:0])
+		r, err := dec.Decode(buf, start.Add(72*time.Hour))
+		if err != nil {
+			return err
+		}
+		rows.Append(&r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chsink.New(conn, db).Write(ctx, &rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	var yml bytes.Buffer
+	if err := gen.WriteRegistryYAML(&yml, g.RegistryExport()); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := keys.Parse("registry.yaml", yml.Bytes(), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := keys.NewStore(conn, db)
+	if err := ks.Upsert(ctx, reg, "import"); err != nil {
+		t.Fatal(err)
+	}
+	to := start.Add(48 * time.Hour)
+	// A finding to show up as open.
+	var any string
+	for _, in := range g.Incidents() {
+		if in.Name == "invalid_signature_burst" {
+			any = in.KeyID
+		}
+	}
+	if err := detect.NewStore(conn, db).SaveFindings(ctx, []detect.Finding{{ID: "f1", RuleID: "invalid-signature-burst", Severity: "high", Status: "new",
+		GroupKey: "key_id=" + any, KeyID: any, EvalTime: to.Add(-2 * time.Hour), Summary: "burst"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := summary.NewBuilder(conn, db, ks).Build(ctx, summary.Options{Period: "24h", To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := to.Add(-24 * time.Hour)
+	type raw struct {
+		Key      string `ch:"key_id"`
+		Requests uint64 `ch:"requests"`
+		OK       uint64 `ch:"ok"`
+		IPs      uint64 `ch:"ips"`
+		Sig      uint64 `ch:"sig"`
+	}
+	var want []raw
+	if err := conn.Select(ctx, &want, "SELECT key_id, count() AS requests, countIf(status < 400) AS ok, uniqExact(client_ip) AS ips, countIf(error_code = 'invalid_signature') AS sig FROM "+db+
+		".access_log WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND key_id != '' GROUP BY key_id", uint32(from.Unix()), uint32(to.Unix())); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]summary.KeySummary{}
+	for _, k := range rep.Keys {
+		got[k.KeyID] = k
+	}
+	var total, unknown uint64
+	var unknownKeys int
+	for _, w := range want {
+		k, ok := got[w.Key]
+		if !ok {
+			// Only keys that never worked and are not registered (guesses,
+			// typos) are left out, and counted in the totals.
+			if w.OK != 0 {
+				t.Fatalf("key %s (%d requests, %d ok) missing from the report", w.Key, w.Requests, w.OK)
+			}
+			unknown += w.Requests
+			unknownKeys++
+			continue
+		}
+		if k.Requests != w.Requests || k.Successes != w.OK || k.Errors["invalid_signature"] != w.Sig || k.DistinctIPs != w.IPs {
+			t.Errorf("key %s: report requests %d ok %d sig %d ips %d; raw %d %d %d %d", w.Key, k.Requests, k.Successes, k.Errors["invalid_signature"], k.DistinctIPs, w.Requests, w.OK, w.Sig, w.IPs)
+		}
+		total += w.Requests
+	}
+	if rep.Totals.Requests != total || rep.Totals.UnknownRequests != unknown || rep.Totals.UnknownKeys != unknownKeys || unknownKeys == 0 {
+		t.Errorf("totals %d (+%d unknown in %d keys), raw %d (+%d in %d)", rep.Totals.Requests, rep.Totals.UnknownRequests, rep.Totals.UnknownKeys, total, unknown, unknownKeys)
+	}
+	// Registry keys without traffic are listed; flags are set.
+	flags := map[string]int{}
+	for _, k := range rep.Keys {
+		for _, f := range k.Flags {
+			flags[f]++
+		}
+		if len(k.Series) != 24 {
+			t.Fatalf("key %s: %d series points, want 24", k.KeyID, len(k.Series))
+		}
+	}
+	for _, f := range []string{summary.FlagRotationOverdue, summary.FlagNoAllowlist, summary.FlagOpenFindings, summary.FlagStale} {
+		if flags[f] == 0 {
+			t.Errorf("no key flagged %s (flags %v)", f, flags)
+		}
+	}
+	if rep.Keys[0].Priority < rep.Keys[len(rep.Keys)-1].Priority || len(rep.Keys[0].Flags) == 0 {
+		t.Error("keys not sorted by priority")
+	}
+	// Scheduled delivery: files written, digest posted with them attached.
+	rec := &posterRecorder{}
+	dir := t.TempDir()
+	d := &summary.Deliverer{Builder: summary.NewBuilder(conn, db, ks), Poster: rec, OutDir: dir}
+	paths, err := d.Deliver(ctx, summary.Schedule{Period: "24h", Formats: []string{"html", "csv", "md"}, Channel: "#sec-review"}, to)
+	if err != nil || len(paths) != 3 {
+		t.Fatalf("deliver: %v %v", paths, err)
+	}
+	for _, p := range paths {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Fatalf("report file %s: %v", p, err)
+		}
+	}
+	if rec.channel != "#sec-review" || len(rec.files) != 3 || !strings.Contains(rec.text, "Needs attention") || !strings.Contains(rec.text, "Busiest keys") {
+		t.Fatalf("digest: %q to %s with %d files", rec.text, rec.channel, len(rec.files))
+	}
+	// One key only.
+	one, err := summary.NewBuilder(conn, db, ks).Build(ctx, summary.Options{Period: "24h", To: to, KeyID: want[0].Key})
+	if err != nil || len(one.Keys) != 1 || one.Keys[0].Requests != want[0].Requests {
+		t.Fatalf("--key report: %v, %+v", err, one)
+	}
+}
+
+type posterRecorder struct {
+	channel, text string
+	files         []alerts.Attachment
+}
+
+func (p *posterRecorder) PostReport(_ context.Context, channel, text string, files []alerts.Attachment) error {
+	p.channel, p.text, p.files = channel, text, files
+	return nil
+}
