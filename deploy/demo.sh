@@ -6,7 +6,9 @@
 #      malformed messages, into a fresh Kafka topic
 #   3. run `auditwatch ingest` until everything has arrived, then stop it
 #   4. import the key registry and run the default rules over the last 24h
-#   5. show what analysts see in ClickHouse, and which incidents were found
+#   5. deliver the alerts (console here; Slack when AUDITWATCH_SLACK_TOKEN or
+#      AUDITWATCH_SLACK_WEBHOOK_URL is set) and write the usage review
+#   6. show what analysts see in ClickHouse, and which incidents were found
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,6 +19,7 @@ RUN="$(date +%s)"
 OUT="$ROOT/out"
 mkdir -p "$OUT"
 
+export AUDITWATCH_CONFIG="$ROOT/deploy/config/demo.yaml"
 export AUDITWATCH_CLICKHOUSE_ADDR="127.0.0.1:$CH_PORT"
 export AUDITWATCH_CLICKHOUSE_DATABASE=auditwatch_demo
 export AUDITWATCH_KAFKA_BROKERS="127.0.0.1:${AW_KAFKA_PORT:-19092}"
@@ -64,6 +67,16 @@ step "detection: the default rules (rules/pack) over the last 24h, findings stor
   || { cat "$OUT/detect.log"; exit 1; }
 cat "$OUT/findings.txt"
 tail -1 "$OUT/detect.log"
+
+step "alerts: grouped, routed messages (console notifier; out/alerts.txt has them all)"
+"$BIN" alerts flush --rules rules/pack > "$OUT/alerts.txt" 2> "$OUT/alerts.log" || { cat "$OUT/alerts.log"; exit 1; }
+head -40 "$OUT/alerts.txt"
+echo "  …"
+tail -1 "$OUT/alerts.log"
+
+step "usage review: auditwatch summary --period 24h (out/summary.html is the printable report)"
+"$BIN" summary --period 24h --format html --out "$OUT/summary.html" 2>/dev/null
+"$BIN" summary --period 24h --format table | head -25
 
 step "traffic by hour (last 24h)"
 q --format PrettyCompactMonoBlock --query "
