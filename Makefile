@@ -7,7 +7,7 @@ STATE     ?= $(CURDIR)/.state
 export AW_STATE := $(STATE)
 TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092}
 
-.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-micro vet clean
+.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-summary bench-rollup-cost bench-micro vet clean
 
 all: build
 
@@ -50,6 +50,14 @@ bench: services build
 ## bench-rules: each default rule's evaluation time over EVENTS stored events (default 10M; loaded once)
 bench-rules: services
 	$(TEST_ENV) AUDITWATCH_BENCH_EVENTS=$${EVENTS:-10000000} $(GO) test -run XXX -bench BenchmarkDefaultRules -benchtime 20x -timeout 60m ./detect/
+
+## bench-summary: summary build + HTML render time over EVENTS stored events (default 10M; loaded once)
+bench-summary: services
+	$(TEST_ENV) AUDITWATCH_BENCH_EVENTS=$${EVENTS:-10000000} $(GO) test -run XXX -bench BenchmarkSummary -benchtime 10x -timeout 60m ./detect/summary/
+
+## bench-rollup-cost: insert time of 50k-row batches with and without the rollups' materialized views
+bench-rollup-cost: services
+	$(TEST_ENV) $(GO) test -run XXX -bench BenchmarkWrite -benchtime 20x -count 3 ./ingest/chsink/
 
 ## bench-micro: Go benchmarks (decoder, generator)
 bench-micro:

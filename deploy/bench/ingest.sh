@@ -25,6 +25,11 @@ q() { clickhouse-client --port "$CH_PORT" --database auditwatch_bench --query "$
 
 clickhouse-client --port "$CH_PORT" --query "DROP DATABASE IF EXISTS auditwatch_bench"
 "$BIN" migrate >/dev/null 2>&1
+if [ -n "${BENCH_NO_ROLLUPS:-}" ]; then
+  # Measure ingestion without the rollups' materialized views, to see what they cost.
+  for mv in key_ip_daily_mv key_usage_hourly_mv; do q "DROP TABLE IF EXISTS $mv"; done
+  echo "rollup materialized views dropped (BENCH_NO_ROLLUPS)"
+fi
 
 echo "preloading $N events into $AUDITWATCH_KAFKA_TOPIC ..."
 "$BIN" gen --out kafka --seed 99 --events "$N" --scenarios none --start -24h --duration 24h 2>&1 | tail -1

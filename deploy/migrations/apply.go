@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,9 @@ ENGINE = ReplacingMergeTree ORDER BY version`, db),
 		start := time.Now()
 		for i, s := range m.Statements {
 			if err := ex.Exec(ctx, s); err != nil {
+				if addColumnDone(s, err) {
+					continue // re-run of an ALTER … ADD COLUMN on a server without IF NOT EXISTS
+				}
 				return res, fmt.Errorf("apply migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -82,4 +86,13 @@ func appliedVersions(ctx context.Context, c Conn, db string) (map[int]string, er
 		out[int(r.Version)] = r.Checksum
 	}
 	return out, nil
+}
+
+// addColumnDone reports whether err says that the column an ALTER … ADD
+// COLUMN statement adds exists already, which makes it idempotent on
+// servers without ADD COLUMN IF NOT EXISTS (18.16).
+func addColumnDone(stmt string, err error) bool {
+	u := strings.ToUpper(stmt)
+	return strings.HasPrefix(strings.TrimSpace(u), "ALTER TABLE") && strings.Contains(u, "ADD COLUMN") &&
+		strings.Contains(err.Error(), "already exists")
 }

@@ -66,12 +66,22 @@ func Load(db string, d Dialect) ([]Migration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
-	funcs := template.FuncMap{"lc": func(t string) string {
-		if d.LowCardinality {
-			return "LowCardinality(" + t + ")"
-		}
-		return t
-	}}
+	funcs := template.FuncMap{
+		"lc": func(t string) string {
+			if d.LowCardinality {
+				return "LowCardinality(" + t + ")"
+			}
+			return t
+		},
+		// ifNotExists is "IF NOT EXISTS " for ALTER … ADD COLUMN where the
+		// server has it; on 18.16 Apply treats "already exists" as done.
+		"ifNotExists": func() string {
+			if d.LowCardinality {
+				return "IF NOT EXISTS "
+			}
+			return ""
+		},
+	}
 	var out []Migration
 	for _, e := range entries {
 		m := fileName.FindStringSubmatch(e.Name())

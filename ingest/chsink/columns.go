@@ -12,7 +12,7 @@ import (
 type columns struct {
 	ts          []time.Time
 	tsMS        []uint16
-	str         [16][]string
+	str         [17][]string
 	signatureTS []*uint32
 	clockOffset []*int32
 	ingestedAt  []time.Time
@@ -37,7 +37,7 @@ func (c *columns) fill(r *event.Rows, now time.Time) {
 	}
 	for i, col := range []*event.StrCol{&r.RequestID, &r.Method, &r.Path, &r.ErrorCode, &r.ClientIP, &r.ClientNet,
 		&r.KeyID, &r.KeySource, &r.KeyFP, &r.KeyHint, &r.Env, &r.AuthMethod, &r.OAuthClientID, &r.AccountID,
-		&r.UserAgent, &r.Origin} {
+		&r.UserAgent, &r.Origin, &r.Route} {
 		c.str[i] = col.Views(c.str[i][:0])
 	}
 }
@@ -47,7 +47,7 @@ func (c *columns) fill(r *event.Rows, now time.Time) {
 func (c *columns) slices(r *event.Rows) []any {
 	s := &c.str
 	return []any{
-		c.ts, c.tsMS, s[0], s[1], s[2], r.Status, s[3], s[4], s[5],
+		c.ts, c.tsMS, s[0], s[1], s[2], s[16], r.Status, s[3], s[4], s[5],
 		s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13],
 		r.Signed, c.signatureTS, c.clockOffset, s[14], s[15], r.LatencyMS, r.BytesIn, r.BytesOut,
 		r.KafkaPartition, r.KafkaOffset, c.ingestedAt,

@@ -16,7 +16,7 @@ import (
 // accessLogColumns is the column list of every insert: the 18.16 server
 // needs it named (see docs/clickhouse.md).
 var accessLogColumns = []string{
-	"ts", "ts_ms", "request_id", "method", "path", "status", "error_code", "client_ip", "client_net",
+	"ts", "ts_ms", "request_id", "method", "path", "route", "status", "error_code", "client_ip", "client_net",
 	"key_id", "key_id_source", "key_fingerprint", "key_hint", "env", "auth_method", "oauth_client_id", "account_id",
 	"signed", "signature_ts", "clock_offset_s", "user_agent", "origin", "latency_ms", "bytes_in", "bytes_out",
 	"kafka_partition", "kafka_offset", "ingested_at",

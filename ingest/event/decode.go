@@ -172,6 +172,7 @@ func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
 		return r, reject(ReasonBadValue, "path", "empty once the query string is removed")
 	}
 	r.Path = truncate(path, maxPath)
+	r.Route = Route(r.Path)
 
 	if w.Status < 100 || w.Status > 599 {
 		return r, reject(ReasonBadValue, "status", "%d is not an HTTP status", w.Status)

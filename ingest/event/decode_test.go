@@ -22,7 +22,7 @@ func TestDecodeGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Row{
-		TS: time.Date(2026, 11, 27, 11, 59, 58, 250e6, time.UTC), RequestID: "req_1", Method: "POST", Path: "/v1/orders",
+		TS: time.Date(2026, 11, 27, 11, 59, 58, 250e6, time.UTC), RequestID: "req_1", Method: "POST", Path: "/v1/orders", Route: "/v1/orders",
 		Status: 401, ErrorCode: "invalid_signature", ClientIP: "203.0.113.7", ClientNet: "203.0.113.0/24",
 		KeySource: "fingerprint", KeyHint: "bk_live_Q7w8…G1h2", Env: "live", AuthMethod: "api_key", AccountID: "acc_9",
 		Signed: true, UserAgent: "brokeret-go/1.4.0", LatencyMS: 12.5, BytesIn: 120, BytesOut: 80,

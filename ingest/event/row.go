@@ -12,6 +12,7 @@ type Row struct {
 	RequestID     string
 	Method        string
 	Path          string // without query string
+	Route         string // Path with identifiers folded to {id}
 	Status        uint16
 	ErrorCode     string
 	ClientIP      string // canonical form

@@ -13,7 +13,7 @@ type Rows struct {
 	n int
 
 	TSMilli                                                          []int64
-	RequestID, Method, Path, ErrorCode, ClientIP, ClientNet          StrCol
+	RequestID, Method, Path, Route, ErrorCode, ClientIP, ClientNet   StrCol
 	KeyID, KeySource, KeyFP, KeyHint, Env, AuthMethod, OAuthClientID StrCol
 	AccountID, UserAgent, Origin                                     StrCol
 	Status                                                           []uint16
@@ -37,6 +37,7 @@ func (c *Rows) Append(r *Row) {
 	c.RequestID.Append(r.RequestID)
 	c.Method.Append(r.Method)
 	c.Path.Append(r.Path)
+	c.Route.Append(r.Route)
 	c.ErrorCode.Append(r.ErrorCode)
 	c.ClientIP.Append(r.ClientIP)
 	c.ClientNet.Append(r.ClientNet)
@@ -87,7 +88,7 @@ func (c *Rows) Reset() {
 }
 
 func (c *Rows) strCols() []*StrCol {
-	return []*StrCol{&c.RequestID, &c.Method, &c.Path, &c.ErrorCode, &c.ClientIP, &c.ClientNet, &c.KeyID, &c.KeySource,
+	return []*StrCol{&c.RequestID, &c.Method, &c.Path, &c.Route, &c.ErrorCode, &c.ClientIP, &c.ClientNet, &c.KeyID, &c.KeySource,
 		&c.KeyFP, &c.KeyHint, &c.Env, &c.AuthMethod, &c.OAuthClientID, &c.AccountID, &c.UserAgent, &c.Origin}
 }
 

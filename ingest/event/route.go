@@ -1,0 +1,55 @@
+package event
+
+import "strings"
+
+// Route returns path with identifiers folded to {id}, so that requests to
+// one endpoint group together: /v1/orders/ord_01H8XKZ/fills/17 becomes
+// /v1/orders/{id}/fills/{id}. A segment is an identifier when it is all
+// digits, a prefixed id (2–8 letters, '_', 6 or more letters or digits), or
+// 16 or more hex digits and dashes (UUIDs, hashes).
+func Route(path string) string {
+	if !strings.ContainsAny(path, "0123456789_") {
+		return path
+	}
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if isID(s) {
+			segs[i] = "{id}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func isID(s string) bool {
+	if s == "" {
+		return false
+	}
+	digits, hex := true, len(s) >= 16
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			digits = false
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '-') {
+			hex = false
+		}
+	}
+	if digits || hex {
+		return true
+	}
+	u := strings.IndexByte(s, '_')
+	if u < 2 || u > 8 || len(s)-u-1 < 6 {
+		return false
+	}
+	for i := 0; i < u; i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	for i := u + 1; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

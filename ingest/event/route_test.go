@@ -1,0 +1,21 @@
+package event
+
+import "testing"
+
+func TestRoute(t *testing.T) {
+	for in, want := range map[string]string{
+		"/v1/orders": "/v1/orders",
+		"/v1/orders/ord_01M7VYDBW8Y83BK8P341NKTJ19":        "/v1/orders/{id}",
+		"/v1/accounts/acc_kWLeod7wycAA/balance":            "/v1/accounts/{id}/balance",
+		"/v1/orders/123/fills/7":                           "/v1/orders/{id}/fills/{id}",
+		"/v1/objects/550e8400-e29b-41d4-a716-446655440000": "/v1/objects/{id}",
+		"/v1/marketdata/quotes":                            "/v1/marketdata/quotes",
+		"/v1/oauth/token":                                  "/v1/oauth/token",
+		"/v1/x_y":                                          "/v1/x_y",
+		"/v2/deep_link_abc":                                "/v2/deep_link_abc",
+	} {
+		if got := Route(in); got != want {
+			t.Errorf("Route(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
