@@ -7,7 +7,7 @@ STATE     ?= $(CURDIR)/.state
 export AW_STATE := $(STATE)
 TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092}
 
-.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-summary bench-rollup-cost bench-micro vet clean
+.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-summary bench-rollup-cost anomaly-eval bench-micro vet clean
 
 all: build
 
@@ -58,6 +58,10 @@ bench-summary: services
 ## bench-rollup-cost: insert time of 50k-row batches with and without the rollups' materialized views
 bench-rollup-cost: services
 	$(TEST_ENV) $(GO) test -run XXX -bench BenchmarkWrite -benchtime 20x -count 3 ./ingest/chsink/
+
+## anomaly-eval: the anomaly rules over 28 generated days: incidents found, false findings per 100 key-days
+anomaly-eval: services
+	$(TEST_ENV) $(GO) test -count=1 -run TestAnomalyRulesOnGeneratedHistory -v ./detect/ | grep -E "anomaly_eval_test|PASS|FAIL"
 
 ## bench-micro: Go benchmarks (decoder, generator)
 bench-micro:

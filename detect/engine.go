@@ -58,6 +58,10 @@ func (e *Engine) Eval(ctx context.Context, r *rules.Rule, t time.Time) ([]Findin
 		fs, err = e.newValue(ctx, r, w)
 	case rules.TypeSQL:
 		fs, err = e.sqlRule(ctx, r, w)
+	case rules.TypeSpike:
+		fs, err = e.spike(ctx, r, w)
+	case rules.TypeDormant:
+		fs, err = e.dormant(ctx, r, w)
 	default:
 		err = fmt.Errorf("unknown rule type %q", r.Type)
 	}

@@ -320,12 +320,54 @@ func (r *Rule) validate() []fieldErr {
 		if r.Timeout < Duration(1e9) {
 			bad("timeout", "timeout must be at least 1s")
 		}
+	case TypeSpike:
+		if !slices.Contains(Measures, r.Measure) {
+			bad("measure", "spike rule needs a measure from %v", Measures)
+		}
+		if r.Window <= 0 || r.Window%Duration(3600e9) != 0 {
+			bad("window", "spike rule needs a window of whole hours (it reads the hourly rollup)")
+		}
+		switch r.Seasonality {
+		case "":
+			r.Seasonality = "daily"
+		case "daily", "none":
+		default:
+			bad("seasonality", "seasonality %q: want daily or none", r.Seasonality)
+		}
+		switch r.Direction {
+		case "":
+			r.Direction = "up"
+		case "up", "down", "both":
+		default:
+			bad("direction", "direction %q: want up, down or both", r.Direction)
+		}
+		if r.BaselineDays == 0 {
+			r.BaselineDays = 14
+		}
+		if r.MinSamples == 0 {
+			r.MinSamples = 7
+		}
+		if r.BaselineDays < 1 || r.BaselineDays > 90 || r.MinSamples < 3 {
+			bad("baseline_days", "baseline_days must be 1 to 90 and min_samples at least 3")
+		}
+		if r.Threshold == nil {
+			z := 3.5
+			r.Threshold = &z
+		}
+		if len(r.GroupBy) > 0 && !(len(r.GroupBy) == 1 && r.GroupBy[0] == "key_id") {
+			bad("group_by", "spike rules compare each key with itself: group_by is [key_id]")
+		}
+	case TypeDormant:
+		needWindow()
+		if r.DormantFor <= 0 {
+			bad("dormant_for", "dormant rule needs dormant_for (e.g. 45d)")
+		}
 	case "":
 		bad("type", "type is required: one of %v", Types)
 	default:
 		bad("type", "type %q: want one of %v", r.Type, Types)
 	}
-	if r.Type != TypeThreshold && (r.Threshold != nil || len(r.Overrides) > 0) && r.Type != TypeNewValue && r.Type != TypeSQL {
+	if r.Type != TypeThreshold && (r.Threshold != nil || len(r.Overrides) > 0) && r.Type != TypeNewValue && r.Type != TypeSQL && r.Type != TypeSpike {
 		bad("threshold", "threshold and overrides apply to threshold, new_value and sql rules")
 	}
 	return errs

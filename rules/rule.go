@@ -19,10 +19,15 @@ const (
 	TypeStaleKey    = "stale_key"
 	TypeNewValue    = "new_value"
 	TypeSQL         = "sql"
+	TypeSpike       = "spike"
+	TypeDormant     = "dormant"
 )
 
 // Types lists the rule types.
-var Types = []string{TypeThreshold, TypeIPAllowlist, TypeKeyRotation, TypeStaleKey, TypeNewValue, TypeSQL}
+var Types = []string{TypeThreshold, TypeIPAllowlist, TypeKeyRotation, TypeStaleKey, TypeNewValue, TypeSQL, TypeSpike, TypeDormant}
+
+// Measures a spike rule can watch.
+var Measures = []string{"requests", "errors", "error_rate", "distinct_ips", "bytes_out"}
 
 // Severities, lowest first.
 var Severities = []string{"info", "low", "medium", "high", "critical"}
@@ -67,6 +72,21 @@ type Rule struct {
 	// and optionally details; run read-only within Timeout.
 	Query   string   `yaml:"query"`
 	Timeout Duration `yaml:"timeout"`
+
+	// spike: the measure per key and hour, compared with the key's own
+	// history over BaselineDays (the same hour of day when Seasonality is
+	// "daily", every hour when "none"); Threshold is the robust z-score to
+	// reach (default 3.5); MinSamples baseline points are needed (warm-up);
+	// MinVolume requests in the window; Direction up, down or both.
+	Measure      string  `yaml:"measure"`
+	BaselineDays int     `yaml:"baseline_days"`
+	Seasonality  string  `yaml:"seasonality"`
+	MinSamples   int     `yaml:"min_samples"`
+	MinVolume    float64 `yaml:"min_volume"`
+	Direction    string  `yaml:"direction"`
+	// dormant: a key used in the window after at least DormantFor without
+	// use; escalated to EscalateTo when it comes from a network it never used.
+	DormantFor Duration `yaml:"dormant_for"`
 
 	// Severity escalation: when a threshold rule's value reaches
 	// EscalateAt, the finding takes EscalateTo severity.
