@@ -1,7 +1,6 @@
 package detect_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -10,10 +9,9 @@ import (
 	"time"
 
 	"github.com/auditwatch/auditwatch/deploy/testenv"
+	"github.com/auditwatch/auditwatch/deploy/testenv/benchdata"
 	"github.com/auditwatch/auditwatch/detect"
 	"github.com/auditwatch/auditwatch/detect/keys"
-	"github.com/auditwatch/auditwatch/ingest/chsink"
-	"github.com/auditwatch/auditwatch/ingest/event"
 	"github.com/auditwatch/auditwatch/ingest/gen"
 	"github.com/auditwatch/auditwatch/rules"
 )
@@ -34,48 +32,9 @@ func TestAnomalyRulesOnGeneratedHistory(t *testing.T) {
 	if v := os.Getenv("AUDITWATCH_ANOMALY_SEED"); v != "" {
 		seed, _ = strconv.ParseInt(v, 10, 64)
 	}
-	g, err := gen.New(gen.Config{Seed: seed, Start: start, Duration: days * 24 * time.Hour, Events: 500_000,
+	g := benchdata.Ingest(t, conn, db, gen.Config{Seed: seed, Start: start, Duration: days * 24 * time.Hour, Events: 500_000,
 		Scenarios: []string{gen.ScenarioUsageSpike, gen.ScenarioErrorRateJump, gen.ScenarioDormantKeyReturns}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := event.NewDecoder(0, 1000*time.Hour)
-	sink := chsink.New(conn, db)
-	var rows event.Rows
-	var buf []byte
-	flush := func() {
-		if err := sink.Write(ctx, &rows, nil); err != nil {
-			t.Fatal(err)
-		}
-		rows.Reset()
-	}
-	if err := g.Run(ctx, func(e gen.Event) error {
-		buf = e.AppendJSON(buf[:0])
-		r, err := dec.Decode(buf, start.Add(days*24*time.Hour))
-		if err != nil {
-			return err
-		}
-		rows.Append(&r)
-		if rows.Len() == 100_000 {
-			flush()
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	flush()
-	var yml bytes.Buffer
-	if err := gen.WriteRegistryYAML(&yml, g.RegistryExport()); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := keys.Parse("registry.yaml", yml.Bytes(), "yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ks := keys.NewStore(conn, db)
-	if err := ks.Upsert(ctx, reg, "import"); err != nil {
-		t.Fatal(err)
-	}
 
 	pack, err := rules.LoadDir(filepath.Join(testenv.RepoRoot(t), "rules", "pack"))
 	if err != nil {

@@ -1,7 +1,6 @@
 package summary_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strings"
@@ -10,11 +9,10 @@ import (
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/deploy/testenv"
+	"github.com/auditwatch/auditwatch/deploy/testenv/benchdata"
 	"github.com/auditwatch/auditwatch/detect"
 	"github.com/auditwatch/auditwatch/detect/keys"
 	"github.com/auditwatch/auditwatch/detect/summary"
-	"github.com/auditwatch/auditwatch/ingest/chsink"
-	"github.com/auditwatch/auditwatch/ingest/event"
 	"github.com/auditwatch/auditwatch/ingest/gen"
 )
 
@@ -27,39 +25,8 @@ func TestRollupAgreesWithRawEvents(t *testing.T) {
 	db := testenv.ScratchDB(t, conn)
 	ctx := context.Background()
 	start := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	g, err := gen.New(gen.Config{Seed: 3, Start: start, Duration: 48 * time.Hour, Events: 120_000, Scenarios: []string{gen.ScenarioAll}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := event.NewDecoder(0, 1000*time.Hour)
-	var rows event.Rows
-	var buf []byte
-	if err := g.Run(ctx, func(e gen.Event) error {
-		buf = e.AppendJSON(buf[:0])
-		r, err := dec.Decode(buf, start.Add(72*time.Hour))
-		if err != nil {
-			return err
-		}
-		rows.Append(&r)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := chsink.New(conn, db).Write(ctx, &rows, nil); err != nil {
-		t.Fatal(err)
-	}
-	var yml bytes.Buffer
-	if err := gen.WriteRegistryYAML(&yml, g.RegistryExport()); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := keys.Parse("registry.yaml", yml.Bytes(), "yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := benchdata.Ingest(t, conn, db, gen.Config{Seed: 3, Start: start, Duration: 48 * time.Hour, Events: 120_000, Scenarios: []string{gen.ScenarioAll}})
 	ks := keys.NewStore(conn, db)
-	if err := ks.Upsert(ctx, reg, "import"); err != nil {
-		t.Fatal(err)
-	}
 	to := start.Add(48 * time.Hour)
 	// A finding to show up as open.
 	var any string

@@ -58,12 +58,27 @@ func Load(tb testing.TB, conn driver.Conn, n int) string {
 	if _, err := migrations.Apply(ctx, conn, db, ms, slog.New(slog.DiscardHandler)); err != nil {
 		tb.Fatal(err)
 	}
-	g, err := gen.New(gen.Config{Seed: 7, Start: Start, Duration: End.Sub(Start), Events: n, Scenarios: []string{gen.ScenarioAll}})
+	Ingest(tb, conn, db, gen.Config{Seed: 7, Start: Start, Duration: End.Sub(Start), Events: n, Scenarios: []string{gen.ScenarioAll}})
+	for _, t := range []string{"access_log", "key_ip_daily", "key_usage_hourly"} {
+		_ = conn.Exec(ctx, "OPTIMIZE TABLE "+db+"."+t+" FINAL")
+	}
+	return db
+}
+
+// Ingest generates the events of cfg into database db (which has the
+// schema) through the real decoder and sink, so the rollups fill as in
+// production, imports the generator's key registry, and returns the
+// generator (for its incidents).
+func Ingest(tb testing.TB, conn driver.Conn, db string, cfg gen.Config) *gen.Generator {
+	tb.Helper()
+	ctx := context.Background()
+	g, err := gen.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	sink := chsink.New(conn, db)
-	dec := event.NewDecoder(0, 1000*time.Hour)
+	dec := event.NewDecoder(0, 100*365*24*time.Hour)
+	now := cfg.Start.Add(cfg.Duration).Add(24 * time.Hour)
 	var rows event.Rows
 	flush := func() {
 		if err := sink.Write(ctx, &rows, nil); err != nil {
@@ -74,7 +89,7 @@ func Load(tb testing.TB, conn driver.Conn, n int) string {
 	var buf []byte
 	if err := g.Run(ctx, func(e gen.Event) error {
 		buf = e.AppendJSON(buf[:0])
-		r, err := dec.Decode(buf, End.Add(24*time.Hour))
+		r, err := dec.Decode(buf, now)
 		if err != nil {
 			return err
 		}
@@ -98,8 +113,5 @@ func Load(tb testing.TB, conn driver.Conn, n int) string {
 	if err := keys.NewStore(conn, db).Upsert(ctx, reg, "import"); err != nil {
 		tb.Fatal(err)
 	}
-	for _, t := range []string{"access_log", "key_ip_daily", "key_usage_hourly"} {
-		_ = conn.Exec(ctx, "OPTIMIZE TABLE "+db+"."+t+" FINAL")
-	}
-	return db
+	return g
 }
