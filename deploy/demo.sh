@@ -135,6 +135,8 @@ for i in inc:
     if not hits: missed += 1
     print("  %-24s %-30s %s  →  %s" % (i["name"], i.get("key_id") or i.get("client_ip", ""), i["start"][:16], ", ".join(hits) or "NOT FOUND"))
 print("\n  %d of %d incidents found by a rule" % (len(inc) - missed, len(inc)))
+print("  (the spike rules need days of history to learn each key's baseline, so 24 hours of demo data leave them in\n"
+      "   warm-up: `make anomaly-eval` replays 28 generated days and shows usage_spike and error_rate_jump found)")
 PY
 echo
 echo "Explore: clickhouse-client --port $CH_PORT --database auditwatch_demo"
