@@ -11,7 +11,7 @@ import (
 	"github.com/auditwatch/auditwatch/rules"
 )
 
-// hourStats is one key's use in one hour, from key_usage_hourly.
+// hourStats is one key's use in one hour, from key_usage.
 type hourStats struct {
 	requests, successes, ips, bytesOut float64
 }
@@ -57,7 +57,7 @@ func (k *keySeries) sum(from, to time.Time) hourStats {
 }
 
 // spike compares each key's measure over the window (whole hours, read
-// from key_usage_hourly) with the same measure over baseline windows of its
+// from key_usage) with the same measure over baseline windows of its
 // own history — the same hours of the previous days (seasonality daily) or
 // every earlier window (none) — with a robust z-score,
 // 0.6745·(x − median)/MAD. Keys with fewer than min_samples baseline
@@ -217,8 +217,8 @@ func fmtMeasure(m string, v float64) string {
 
 // hourly reads every key's hourly use in [from, to) from the rollup.
 func (e *Engine) hourly(ctx context.Context, from, to time.Time) (map[string]*keySeries, error) {
-	rows, err := e.conn.Query(ctx, "SELECT key_id, hour, countMerge(requests), countIfMerge(successes), uniqExactMerge(client_ips), sumMerge(bytes_out), anyMerge(key_hint), anyMerge(account_id) FROM "+
-		e.table("key_usage_hourly")+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY key_id, hour", uint32(from.Unix()), uint32(to.Unix()))
+	rows, err := e.conn.Query(ctx, "SELECT key_id, hour, countMerge(requests), countIfMerge(successes), uniqExact(client_ip), sumMerge(bytes_out), anyMerge(key_hint), anyMerge(account_id) FROM "+
+		e.table("key_usage")+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY key_id, hour", uint32(from.Unix()), uint32(to.Unix()))
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (e *Engine) hourly(ctx context.Context, from, to time.Time) (map[string]*ke
 	return out, rows.Err()
 }
 
-// dormant: keys used in the window (whole hours, from the rollup) after at
+// dormant: keys used in the window (whole hours, from key_usage) after at
 // least dormant_for without use
 // (by the rollups, or the registry's last use when the rollups do not reach
 // back), escalated when the use comes from a network the key never used.
@@ -264,7 +264,7 @@ func (e *Engine) dormant(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 		hint, acc string
 	}
 	cur := map[string]*use{}
-	rows, err := e.conn.Query(ctx, "SELECT key_id, countMerge(requests), minMerge(first_seen), anyMerge(key_hint), anyMerge(account_id) FROM "+e.table("key_usage_hourly")+
+	rows, err := e.conn.Query(ctx, "SELECT key_id, countMerge(requests), minMerge(first_seen), anyMerge(key_hint), anyMerge(account_id) FROM "+e.table("key_usage")+
 		" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY key_id",
 		uint32(w.From.Unix()), uint32(w.To.Unix()))
 	if err != nil {
@@ -291,18 +291,18 @@ func (e *Engine) dormant(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 	// Last use before the window, as far back as the rollup goes.
 	prev := map[string]time.Time{}
 	var q query
-	q.add("SELECT key_id, maxMerge(last_seen) FROM "+e.table("key_usage_hourly")+" WHERE hour < toStartOfHour(toDateTime(?)) AND key_id", uint32(w.From.Unix()))
+	q.add("SELECT key_id, maxMerge(last_seen) FROM "+e.table("key_usage")+" WHERE hour < toStartOfHour(toDateTime(?)) AND key_id", uint32(w.From.Unix()))
 	q.in(ids)
 	q.add(" GROUP BY key_id")
 	if err := e.scanTimes(ctx, &q, prev); err != nil {
 		return nil, err
 	}
-	// Networks used before the window's day, and in it.
+	// Networks used before the window, and in it.
 	before, during := map[string]map[string]bool{}, map[string]map[string]bool{}
 	var qn query
-	qn.add("SELECT key_id, client_net, day >= toDate(toDateTime(?)) FROM "+e.table("key_ip_daily")+" WHERE day <= toDate(toDateTime(?)) AND key_id", uint32(w.From.Unix()), uint32(w.To.Unix()))
+	qn.add("SELECT key_id, client_net, hour >= toDateTime(?) AS in_window FROM "+e.table("key_usage")+" WHERE hour < toDateTime(?) AND key_id", uint32(w.From.Unix()), uint32(w.To.Unix()))
 	qn.in(ids)
-	qn.add(" GROUP BY key_id, client_net, day")
+	qn.add(" GROUP BY key_id, client_net, in_window")
 	nrows, err := e.conn.Query(ctx, qn.sql.String(), qn.args...)
 	if err != nil {
 		return nil, err

@@ -74,7 +74,7 @@ func TestAnomalyRulesOnGeneratedHistory(t *testing.T) {
 			t.Errorf("incident %s on %s not found", in.Name, in.KeyID)
 		}
 	}
-	activeKeys := testenv.Count(t, conn, "SELECT uniqExact(key_id) FROM "+db+".key_usage_hourly WHERE hour >= toDateTime(?) AND key_id IN (SELECT key_id FROM "+db+".keys FINAL)", uint32(from.Unix()))
+	activeKeys := testenv.Count(t, conn, "SELECT uniqExact(key_id) FROM "+db+".key_usage WHERE hour >= toDateTime(?) AND key_id IN (SELECT key_id FROM "+db+".keys FINAL)", uint32(from.Unix()))
 	keyDays := float64(activeKeys) * to.Sub(from).Hours() / 24
 	fp := 0
 	for i, f := range alerts {

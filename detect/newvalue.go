@@ -49,7 +49,7 @@ func (e *Engine) newValue(ctx context.Context, r *rules.Rule, w Window) ([]Findi
 	return e.newValueRows(ctx, r, w, &q)
 }
 
-// rollupable reports whether the history of r can come from key_ip_daily:
+// rollupable reports whether the history of r can come from key_usage:
 // a new network or address per key, filtered on nothing the rollup lacks.
 func rollupable(r *rules.Rule) bool {
 	if len(r.GroupBy) != 1 || r.GroupBy[0] != "key_id" || (r.Field != "client_net" && r.Field != "client_ip") {
@@ -64,8 +64,8 @@ func rollupable(r *rules.Rule) bool {
 }
 
 // newValueRollup reads the window from access_log and the history from the
-// key_ip_daily rollup (whole days before the window's day) plus access_log
-// for the window's day up to the window, so the lookback costs little
+// key_usage rollup (whole hours before the window's hour) plus access_log
+// for the window's hour up to the window, so the lookback costs little
 // however long it is.
 func (e *Engine) newValueRollup(ctx context.Context, r *rules.Rule, w Window) ([]Finding, error) {
 	col := r.Field
@@ -76,13 +76,13 @@ func (e *Engine) newValueRollup(ctx context.Context, r *rules.Rule, w Window) ([
 	q.window(w)
 	q.add(" AND key_id != ''")
 	// Not seen for the key in the lookback: rollup days, then the partial day.
-	q.add(" AND (key_id, "+col+") NOT IN (SELECT key_id, "+col+" FROM "+e.table("key_ip_daily")+
-		" WHERE day >= toDate(toDateTime(?)) AND day < toDate(toDateTime(?)))", lookFrom, from)
+	q.add(" AND (key_id, "+col+") NOT IN (SELECT key_id, "+col+" FROM "+e.table("key_usage")+
+		" WHERE hour >= toStartOfHour(toDateTime(?)) AND hour < toStartOfHour(toDateTime(?)))", lookFrom, from)
 	q.add(" AND (key_id, "+col+") NOT IN (SELECT key_id, "+col+" FROM "+e.table("access_log")+
-		" WHERE ts >= toStartOfDay(toDateTime(?)) AND ts < toDateTime(?))", from, from)
+		" WHERE ts >= toStartOfHour(toDateTime(?)) AND ts < toDateTime(?))", from, from)
 	// The key itself has history in the lookback.
-	q.add(" AND (key_id IN (SELECT key_id FROM "+e.table("key_ip_daily")+" WHERE day >= toDate(toDateTime(?)) AND day < toDate(toDateTime(?)))", lookFrom, from)
-	q.add(" OR key_id IN (SELECT key_id FROM "+e.table("access_log")+" WHERE ts >= toStartOfDay(toDateTime(?)) AND ts < toDateTime(?)))", from, from)
+	q.add(" AND (key_id IN (SELECT key_id FROM "+e.table("key_usage")+" WHERE hour >= toStartOfHour(toDateTime(?)) AND hour < toStartOfHour(toDateTime(?)))", lookFrom, from)
+	q.add(" OR key_id IN (SELECT key_id FROM "+e.table("access_log")+" WHERE ts >= toStartOfHour(toDateTime(?)) AND ts < toDateTime(?)))", from, from)
 	q.add(" GROUP BY g0, v HAVING n >= ? ORDER BY n DESC LIMIT ?", r.MinThreshold(), uint64(e.MaxGroups))
 	return e.newValueRows(ctx, r, w, &q)
 }

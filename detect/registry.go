@@ -57,8 +57,8 @@ type keyUse struct {
 }
 
 // usage returns, per registry key id, its use on the UTC days from from to
-// to (only keys in ks). It reads the key_ip_daily rollup, so its cost does
-// not depend on traffic; use is counted by whole days.
+// to (only keys in ks), by whole hours. It reads the key_usage rollup, so its
+// cost does not depend on traffic.
 func (e *Engine) usage(ctx context.Context, ks []*keys.Key, from, to time.Time) (map[string]keyUse, error) {
 	out := map[string]keyUse{}
 	ids := idents(ks)
@@ -66,8 +66,8 @@ func (e *Engine) usage(ctx context.Context, ks []*keys.Key, from, to time.Time) 
 		return out, nil
 	}
 	var q query
-	q.add("SELECT key_id, countMerge(requests), minMerge(first_seen), maxMerge(last_seen), countIfMerge(successes) FROM "+e.table("key_ip_daily")+
-		" WHERE day >= toDate(toDateTime(?)) AND day <= toDate(toDateTime(?)) AND key_id", uint32(from.Unix()), uint32(to.Add(-time.Second).Unix()))
+	q.add("SELECT key_id, countMerge(requests), minMerge(first_seen), maxMerge(last_seen), countIfMerge(successes) FROM "+e.table("key_usage")+
+		" WHERE hour >= toStartOfHour(toDateTime(?)) AND hour < toDateTime(?) AND key_id", uint32(from.Unix()), uint32(to.Unix()))
 	q.in(ids)
 	q.add(" GROUP BY key_id")
 	rows, err := e.conn.Query(ctx, q.sql.String(), q.args...)

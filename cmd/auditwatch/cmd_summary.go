@@ -14,7 +14,7 @@ import (
 )
 
 func runSummary(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("summary", "Per-key usage review over a period, compared with the period before, read from the\nrollups (key_usage_hourly, key_ip_daily), the key registry and the findings.\nKeys that need a person come first.", stdout, stderr)
+	fs := newFlags("summary", "Per-key usage review over a period, compared with the period before, read from the\nkey_usage rollup, the key registry and the findings.\nKeys that need a person come first.", stdout, stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	period := fs.String("period", "24h", "24h, 7d or 30d")
 	key := fs.String("key", "", "only this key (registry id or fingerprint)")

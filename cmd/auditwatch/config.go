@@ -133,7 +133,7 @@ type IngestConfig struct {
 type RetentionConfig struct {
 	AccessLogDays    int           `yaml:"access_log_days"`
 	IngestErrorsDays int           `yaml:"ingest_errors_days"`
-	RollupDays       int           `yaml:"rollup_days"`   // key_ip_daily, key_usage_hourly
+	RollupDays       int           `yaml:"rollup_days"`   // key_usage
 	FindingsDays     int           `yaml:"findings_days"` // findings
 	RuleRunsDays     int           `yaml:"rule_runs_days"`
 	CheckInterval    time.Duration `yaml:"check_interval"`
@@ -307,7 +307,7 @@ func splitList(v string) []string {
 // policy returns the retention of every table.
 func (r RetentionConfig) policy() map[string]int {
 	return map[string]int{
-		"access_log": r.AccessLogDays, "ingest_errors": r.IngestErrorsDays, "key_ip_daily": r.RollupDays, "key_usage_hourly": r.RollupDays,
+		"access_log": r.AccessLogDays, "ingest_errors": r.IngestErrorsDays, "key_usage": r.RollupDays,
 		"findings": r.FindingsDays, "rule_runs": r.RuleRunsDays,
 	}
 }

@@ -19,8 +19,8 @@ type KeyRegistry interface {
 	All(ctx context.Context) ([]keys.Key, error)
 }
 
-// Builder computes reports from the rollups (key_usage_hourly,
-// key_ip_daily), the key registry and the findings; it never reads the raw
+// Builder computes reports from the key_usage rollup, the key registry and
+// the findings; it never reads the raw
 // access log, so a month's report costs about the same as a day's.
 type Builder struct {
 	conn driver.Conn
@@ -101,7 +101,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 	span := func(from, to time.Time) []any {
 		return append([]any{uint32(from.Unix()), uint32(to.Unix())}, keyArgs...)
 	}
-	hourly := b.db + ".key_usage_hourly"
+	hourly := b.db + ".key_usage"
 
 	// Counts by key and error code.
 	if err := b.each(ctx, "SELECT key_id, error_code, anyMerge(key_hint), anyMerge(env), anyMerge(account_id), countMerge(requests), countIfMerge(successes), sumMerge(bytes_in), sumMerge(bytes_out), minMerge(first_seen) FROM "+
@@ -131,7 +131,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	// Per key: distinct IPs, latency, routes.
-	if err := b.each(ctx, "SELECT key_id, uniqExactMerge(client_ips), quantilesTDigestMerge(0.5, 0.95)(latency_ms), topKMerge(10)(routes) FROM "+
+	if err := b.each(ctx, "SELECT key_id, uniqExact(client_ip), quantilesTDigestMerge(0.5, 0.95)(latency_ms), topKMerge(10)(routes) FROM "+
 		hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id", span(r.From, r.To), func(sc scanner) error {
 		var id string
 		var ips uint64
@@ -213,10 +213,10 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		}); err != nil {
 		return nil, err
 	}
-	// Client addresses per key on the period's days, for allowlist checks.
+	// Client addresses per key in the period, for allowlist checks.
 	ipsByKey := map[string]map[string]uint64{}
-	if err := b.each(ctx, "SELECT key_id, client_ip, countMerge(requests) FROM "+b.db+".key_ip_daily WHERE day >= toDate(toDateTime(?)) AND day <= toDate(toDateTime(?))"+keyCond+" GROUP BY key_id, client_ip",
-		span(r.From, r.To.Add(-time.Second)), func(sc scanner) error {
+	if err := b.each(ctx, "SELECT key_id, client_ip, countMerge(requests) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?)"+keyCond+" GROUP BY key_id, client_ip",
+		span(r.From, r.To), func(sc scanner) error {
 			var id, ip string
 			var n uint64
 			if err := sc.Scan(&id, &ip, &n); err != nil {

@@ -42,7 +42,7 @@ func BenchmarkWrite(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			db := testenv.ScratchDB(b, conn)
 			if !tc.rollups {
-				for _, mv := range []string{"key_ip_daily_mv", "key_usage_hourly_mv"} {
+				for _, mv := range []string{"key_usage_mv"} {
 					if err := conn.Exec(context.Background(), "DROP TABLE "+db+"."+mv); err != nil {
 						b.Fatal(err)
 					}

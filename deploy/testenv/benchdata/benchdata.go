@@ -37,7 +37,7 @@ func Load(tb testing.TB, conn driver.Conn, n int) string {
 	var have uint64
 	_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+".access_log").Scan(&have)
 	var rollup uint64
-	_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+".key_usage_hourly").Scan(&rollup)
+	_ = conn.QueryRow(ctx, "SELECT count() FROM "+db+".key_usage").Scan(&rollup)
 	if have >= uint64(n) && rollup > 0 {
 		return db
 	}
@@ -59,7 +59,7 @@ func Load(tb testing.TB, conn driver.Conn, n int) string {
 		tb.Fatal(err)
 	}
 	Ingest(tb, conn, db, gen.Config{Seed: 7, Start: Start, Duration: End.Sub(Start), Events: n, Scenarios: []string{gen.ScenarioAll}})
-	for _, t := range []string{"access_log", "key_ip_daily", "key_usage_hourly"} {
+	for _, t := range []string{"access_log", "key_usage"} {
 		_ = conn.Exec(ctx, "OPTIMIZE TABLE "+db+"."+t+" FINAL")
 	}
 	return db
