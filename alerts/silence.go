@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/rules"
 )
 
 // Silence mutes matching findings for a while: they are still recorded,
@@ -45,7 +46,7 @@ func (s Silence) Validate() error {
 		return fmt.Errorf("a silence must end after it starts")
 	}
 	if s.ClientIP != "" {
-		if _, err := parsePrefix(s.ClientIP); err != nil {
+		if _, err := rules.ParsePrefix(s.ClientIP); err != nil {
 			return fmt.Errorf("ip %q: not an address or CIDR", s.ClientIP)
 		}
 	}
@@ -66,26 +67,13 @@ func (s Silence) Matches(f *detect.Finding) bool {
 		return false
 	}
 	if s.ClientIP != "" {
-		p, err := parsePrefix(s.ClientIP)
+		p, err := rules.ParsePrefix(s.ClientIP)
 		ip, ierr := netip.ParseAddr(f.ClientIP)
 		if err != nil || ierr != nil || !p.Contains(ip.Unmap()) {
 			return false
 		}
 	}
 	return true
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // silencedBy returns the first active silence muting f at t.

@@ -240,7 +240,7 @@ func (r *Rule) validate() []fieldErr {
 		bad("env", "env %q: want live or test", r.Env)
 	}
 	for _, s := range r.Exceptions.IPs {
-		p, err := parsePrefix(s)
+		p, err := ParsePrefix(s)
 		if err != nil {
 			bad("exceptions", "exception %q: not an IP address or CIDR", s)
 			continue
@@ -373,7 +373,9 @@ func (r *Rule) validate() []fieldErr {
 	return errs
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
+// ParsePrefix parses an address or CIDR (IPv4 or IPv6) into a masked prefix;
+// a bare address becomes a /32 or /128, an IPv4-mapped IPv6 address an IPv4 one.
+func ParsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		return p.Masked(), err
