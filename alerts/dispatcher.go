@@ -119,7 +119,11 @@ type msgKey struct {
 	threadTS string
 }
 
-// Cycle delivers what is pending now and returns what it did.
+// Cycle delivers what is pending now and returns what it did. Findings
+// are taken in evaluation order, so that a repeat of an incident opened
+// earlier in the same cycle goes to its thread. The attempts of each message
+// are recorded as soon as it is sent; if recording fails the cycle stops,
+// so that at most one message can be sent again by the next cycle.
 func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := d.now().UTC()
@@ -135,73 +139,105 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	var records []Attempt
-	groups := map[msgKey][]pending{}
-	var order []msgKey
+	record := func(as []Attempt) error {
+		if err := d.store.Record(context.WithoutCancel(ctx), as); err != nil {
+			return fmt.Errorf("record deliveries (the next cycle may send these again): %w", err)
+		}
+		return nil
+	}
+
+	type evalKey struct {
+		rule string
+		eval int64
+	}
+	byEval := map[evalKey][]pending{}
+	var evals []evalKey
+	var silenced []Attempt
 	for _, p := range pend {
 		f := p.Finding
 		if s := silencedBy(silences, &f, now); s != nil {
-			records = append(records, d.attempt(now, &f, KindAlert, "", p.Attempts+1, OutcomeSilenced, nil, Receipt{}, "", s.ID))
+			silenced = append(silenced, d.attempt(now, &f, KindAlert, "", p.Attempts+1, OutcomeSilenced, nil, Receipt{}, "", s.ID))
+			d.metrics.deliveries.WithLabelValues(d.notifier.Name(), KindAlert, OutcomeSilenced).Inc()
 			st.Silenced++
 			continue
 		}
-		ch, _ := d.opts.Router.Route(&f)
-		k := msgKey{rule: f.RuleID, eval: f.EvalTime.Unix(), channel: ch, kind: KindAlert}
-		if inc := incidents[incidentKey(f.RuleID, f.GroupKey)]; inc != nil {
-			k.kind, k.threadTS = KindRepeat, inc.ParentTS
+		k := evalKey{f.RuleID, f.EvalTime.Unix()}
+		if _, ok := byEval[k]; !ok {
+			evals = append(evals, k)
 		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], p)
+		byEval[k] = append(byEval[k], p)
 	}
-	sort.SliceStable(order, func(i, j int) bool { return order[i].eval < order[j].eval })
+	if err := record(silenced); err != nil {
+		return st, err
+	}
+	sort.SliceStable(evals, func(i, j int) bool {
+		if evals[i].eval != evals[j].eval {
+			return evals[i].eval < evals[j].eval
+		}
+		return evals[i].rule < evals[j].rule
+	})
 
-	for _, k := range order {
-		ps := groups[k]
-		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Value > ps[j].Value })
-		m := d.message(k, ps, incidents)
-		rec, err := d.deliver(ctx, m)
-		outcome := OutcomeSent
-		switch {
-		case err == nil:
-			st.Messages++
-			st.Sent += len(ps)
-		case isRetryable(err):
-			outcome = OutcomeRetry
-			st.Retrying += len(ps)
-		default:
-			outcome = OutcomeFailed
-			st.Failed += len(ps)
-		}
-		for _, p := range ps {
-			records = append(records, d.attempt(now, &p.Finding, k.kind, k.channel, p.Attempts+1, outcome, err, rec, k.threadTS, ""))
-			d.metrics.deliveries.WithLabelValues(d.notifier.Name(), k.kind, outcome).Inc()
-			if outcome == OutcomeSent && k.kind == KindAlert {
-				// Later messages of this cycle for the same group thread here.
-				incidents[incidentKey(p.RuleID, p.GroupKey)] = &Incident{RuleID: p.RuleID, GroupKey: p.GroupKey, Channel: k.channel,
-					SlackChannel: rec.Channel, ParentTS: rec.TS, OpenedAt: now, LastEval: p.EvalTime}
+	for _, ek := range evals {
+		// Decide alert or repeat now, with the incidents opened so far.
+		groups := map[msgKey][]pending{}
+		var order []msgKey
+		for _, p := range byEval[ek] {
+			ch, _ := d.opts.Router.Route(&p.Finding)
+			k := msgKey{rule: ek.rule, eval: ek.eval, channel: ch, kind: KindAlert}
+			if inc := incidents[incidentKey(p.RuleID, p.GroupKey)]; inc != nil {
+				k.kind, k.threadTS = KindRepeat, inc.ParentTS
 			}
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], p)
 		}
-		if err != nil {
-			d.log.Warn("alert delivery failed", "rule", k.rule, "channel", k.channel, "kind", k.kind, "findings", len(ps), "outcome", outcome, "err", err)
+		for _, k := range order {
+			ps := groups[k]
+			sort.SliceStable(ps, func(i, j int) bool { return ps[i].Value > ps[j].Value })
+			m := d.message(k, ps, incidents)
+			rec, err := d.deliver(ctx, m)
+			outcome := OutcomeSent
+			switch {
+			case err == nil:
+				st.Messages++
+				st.Sent += len(ps)
+			case isRetryable(err):
+				outcome = OutcomeRetry
+				st.Retrying += len(ps)
+			default:
+				outcome = OutcomeFailed
+				st.Failed += len(ps)
+			}
+			var as []Attempt
+			for _, p := range ps {
+				as = append(as, d.attempt(now, &p.Finding, k.kind, k.channel, p.Attempts+1, outcome, err, rec, k.threadTS, ""))
+				d.metrics.deliveries.WithLabelValues(d.notifier.Name(), k.kind, outcome).Inc()
+				if outcome == OutcomeSent && k.kind == KindAlert {
+					// Later evaluations of this cycle for the same group thread here.
+					incidents[incidentKey(p.RuleID, p.GroupKey)] = &Incident{RuleID: p.RuleID, GroupKey: p.GroupKey, Channel: k.channel,
+						SlackChannel: rec.Channel, ParentTS: rec.TS, OpenedAt: now, LastEval: p.EvalTime}
+				} else if outcome == OutcomeSent {
+					if inc := incidents[incidentKey(p.RuleID, p.GroupKey)]; inc != nil {
+						inc.Repeats++
+					}
+				}
+			}
+			if err != nil {
+				d.log.Warn("alert delivery failed", "rule", k.rule, "channel", k.channel, "kind", k.kind, "findings", len(ps), "outcome", outcome, "err", err)
+			}
+			if rerr := record(as); rerr != nil {
+				return st, rerr
+			}
 		}
 	}
 
 	if d.opts.SendResolved {
-		res, err := d.resolve(ctx, now, incidents)
-		records = append(records, res...)
-		for _, a := range res {
-			if a.Outcome == OutcomeSent {
-				st.Resolved++
-			}
-		}
+		n, err := d.resolve(ctx, now, incidents, record)
+		st.Resolved += n
 		if err != nil {
-			d.log.Warn("checking resolved incidents failed", "err", err)
+			return st, err
 		}
-	}
-	if err := d.store.Record(context.WithoutCancel(ctx), records); err != nil {
-		return st, err
 	}
 	st.Remaining = st.Retrying
 	d.metrics.pending.Set(float64(st.Retrying))
@@ -290,8 +326,9 @@ func isRetryable(err error) bool {
 }
 
 // resolve posts a note for each open incident whose rule has run since its
-// last match without matching again.
-func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[string]*Incident) ([]Attempt, error) {
+// last match without matching again, recording each note as it goes, and
+// returns how many were sent.
+func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[string]*Incident, record func([]Attempt) error) (int, error) {
 	byRule := map[string][]*Incident{}
 	for _, in := range incidents {
 		byRule[in.RuleID] = append(byRule[in.RuleID], in)
@@ -301,11 +338,11 @@ func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[s
 		ruleIDs = append(ruleIDs, id)
 	}
 	sort.Strings(ruleIDs)
-	var out []Attempt
+	sent := 0
 	for _, id := range ruleIDs {
 		last, lastRun, err := d.store.LastMatches(ctx, id, now.Add(-d.opts.IncidentTTL))
 		if err != nil {
-			return out, err
+			return sent, err
 		}
 		for _, in := range byRule[id] {
 			lm, ok := last[in.GroupKey]
@@ -338,10 +375,15 @@ func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[s
 				d.log.Warn("resolution note not delivered", "rule", id, "group", in.GroupKey, "err", err)
 			}
 			d.metrics.deliveries.WithLabelValues(d.notifier.Name(), KindResolved, outcome).Inc()
-			out = append(out, d.attempt(now, &f, KindResolved, in.Channel, 1, outcome, err, rec, in.ParentTS, ""))
+			if outcome == OutcomeSent {
+				sent++
+			}
+			if err := record([]Attempt{d.attempt(now, &f, KindResolved, in.Channel, 1, outcome, err, rec, in.ParentTS, "")}); err != nil {
+				return sent, err
+			}
 		}
 	}
-	return out, nil
+	return sent, nil
 }
 
 func (d *Dispatcher) attempt(now time.Time, f *detect.Finding, kind, channel string, n int, outcome string, err error, rec Receipt, thread, silence string) Attempt {

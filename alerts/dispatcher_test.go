@@ -244,3 +244,20 @@ func TestConsoleNeverPrintsAKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatInTheSameCycleIsThreaded: after an outage or a catch-up, two
+// alerting findings of one group are pending together; the later one goes
+// into the thread of the earlier one.
+func TestRepeatInTheSameCycleIsThreaded(t *testing.T) {
+	e := newEnv(t)
+	t0 := e.now.Add(-3 * time.Hour)
+	e.save(e.finding("burst", "high", "k1", t0, 50), e.finding("burst", "high", "k1", t0.Add(time.Hour), 80))
+	rec := &recorder{}
+	st, err := e.dispatcher(rec).Cycle(context.Background())
+	if err != nil || st.Messages != 2 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if rec.msgs[0].Kind != alerts.KindAlert || rec.msgs[1].Kind != alerts.KindRepeat || rec.msgs[1].ThreadTS == "" {
+		t.Fatalf("second finding not threaded under the first: %+v", rec.msgs[1])
+	}
+}

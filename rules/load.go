@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 	yaml "go.yaml.in/yaml/v3"
@@ -201,6 +202,8 @@ func (r *Rule) validate() []fieldErr {
 		bad("schedule", "schedule is required (cron with optional seconds, or @every 1m)")
 	} else if s, err := cronParser.Parse(r.Schedule); err != nil {
 		bad("schedule", "schedule %q: %v", r.Schedule, err)
+	} else if every, ok := s.(cron.ConstantDelaySchedule); ok {
+		r.sched = alignedEvery{every.Delay}
 	} else {
 		r.sched = s
 	}
@@ -387,3 +390,12 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// alignedEvery runs "@every d" on multiples of d since the epoch (every
+// 5m: at :00, :05, …) rather than d after the process started, so that
+// restarts and reloads do not shift the ticks and leave events between two
+// windows unexamined.
+type alignedEvery struct{ d time.Duration }
+
+// Next implements cron.Schedule.
+func (a alignedEvery) Next(t time.Time) time.Time { return t.Truncate(a.d).Add(a.d) }

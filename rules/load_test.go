@@ -180,3 +180,14 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestEverySchedulesAreAligned(t *testing.T) {
+	rs, errs := Parse("x.yaml", []byte(good))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	at := time.Date(2026, 11, 27, 9, 37, 5, 0, time.UTC)
+	if got := rs[0].Sched().Next(at); !got.Equal(time.Date(2026, 11, 27, 9, 38, 0, 0, time.UTC)) {
+		t.Fatalf("@every 1m after 09:37:05 = %v, want 09:38:00", got)
+	}
+}

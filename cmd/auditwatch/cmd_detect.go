@@ -150,11 +150,13 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Info("usage summaries scheduled", "schedules", len(cfg.Summary.Schedules), "out_dir", cfg.Summary.OutDir)
 	}
 	log.Info("detecting", "rules_dir", cfg.Detect.RulesDir, "database", db)
-	if err := sched.Run(ctx); err != nil {
-		return err
-	}
+	err = sched.Run(ctx)
+	// Stop delivering before the deferred calls close the notifier.
 	stopDispatch()
 	<-dispatchDone
+	if err != nil {
+		return err
+	}
 	log.Info("detect stopped cleanly")
 	return nil
 }

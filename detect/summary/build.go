@@ -185,12 +185,10 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	// Series.
-	bucket := "toStartOfHour(hour)"
-	if r.Bucket == 24*time.Hour {
-		bucket = "toStartOfDay(hour)"
-	}
+	// Hourly rows, bucketed in Go from r.From (a 30-day report's day
+	// buckets start at the report's hour, not at midnight).
 	series := map[string]map[int64]*Point{}
-	if err := b.each(ctx, "SELECT key_id, "+bucket+" AS b, countMerge(requests), countIfMerge(successes) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id, b",
+	if err := b.each(ctx, "SELECT key_id, hour, countMerge(requests), countIfMerge(successes) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id, hour",
 		span(r.From, r.To), func(sc scanner) error {
 			var id string
 			var t time.Time
@@ -202,6 +200,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 			if series[s.KeyID] == nil {
 				series[s.KeyID] = map[int64]*Point{}
 			}
+			t = r.From.Add(t.Sub(r.From) / r.Bucket * r.Bucket)
 			p := series[s.KeyID][t.Unix()]
 			if p == nil {
 				p = &Point{T: t.UTC()}

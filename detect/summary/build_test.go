@@ -117,6 +117,21 @@ func TestRollupAgreesWithRawEvents(t *testing.T) {
 	if rec.channel != "#sec-review" || len(rec.files) != 3 || !strings.Contains(rec.text, "Needs attention") || !strings.Contains(rec.text, "Busiest keys") {
 		t.Fatalf("digest: %q to %s with %d files", rec.text, rec.channel, len(rec.files))
 	}
+	// A 30-day report (day buckets anchored at the report's hour) keeps
+	// every request in its series.
+	month, err := summary.NewBuilder(conn, db, ks).Build(ctx, summary.Options{Period: "30d", To: to.Add(-5 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range month.Keys {
+		var sum uint64
+		for _, p := range k.Series {
+			sum += p.Requests
+		}
+		if len(k.Series) != 30 || sum != k.Requests {
+			t.Fatalf("30d key %s: %d points summing to %d, want 30 summing to %d", k.KeyID, len(k.Series), sum, k.Requests)
+		}
+	}
 	// One key only.
 	one, err := summary.NewBuilder(conn, db, ks).Build(ctx, summary.Options{Period: "24h", To: to, KeyID: want[0].Key})
 	if err != nil || len(one.Keys) != 1 || one.Keys[0].Requests != want[0].Requests {

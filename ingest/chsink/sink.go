@@ -48,18 +48,21 @@ func New(conn driver.Conn, db string) *Sink {
 	}
 }
 
-// Write inserts rows into access_log and dead letters into ingest_errors, as
-// one insert each. An error means either insert may not have happened; the
-// caller writes the whole batch again, which duplicates nothing analysts see.
+// Write inserts dead letters into ingest_errors, then rows into access_log,
+// one insert each. An error means the rows may not have been written; the
+// caller writes the whole batch again. Dead letters go first because a
+// repeated dead letter is harmless (ingest_errors deduplicates on topic,
+// partition and offset), while repeated rows, although deduplicated in
+// access_log, count again in the key_usage rollup.
 func (s *Sink) Write(ctx context.Context, rows *event.Rows, dead []event.DeadLetter) error {
-	if rows != nil && rows.Len() > 0 {
-		if err := s.writeRows(ctx, rows); err != nil {
-			return fmt.Errorf("insert %d rows into %s.access_log: %w", rows.Len(), s.db, err)
-		}
-	}
 	if len(dead) > 0 {
 		if err := s.writeDead(ctx, dead); err != nil {
 			return fmt.Errorf("insert %d dead letters into %s.ingest_errors: %w", len(dead), s.db, err)
+		}
+	}
+	if rows != nil && rows.Len() > 0 {
+		if err := s.writeRows(ctx, rows); err != nil {
+			return fmt.Errorf("insert %d rows into %s.access_log: %w", rows.Len(), s.db, err)
 		}
 	}
 	return nil
