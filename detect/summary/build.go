@@ -84,6 +84,19 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		}
 		return s
 	}
+	// A registered key may appear in traffic under its id and under its
+	// fingerprint (when the gateway did not know it): fold fingerprints into
+	// ids in SQL, so distinct counts and quantiles merge exactly.
+	kid := "key_id"
+	var fps, ids []string
+	for i := range reg {
+		if k := &reg[i]; k.Fingerprint != "" && k.Fingerprint != k.ID {
+			fps, ids = append(fps, sqlString(k.Fingerprint)), append(ids, sqlString(k.ID))
+		}
+	}
+	if len(fps) > 0 {
+		kid = "transform(key_id, [" + strings.Join(fps, ", ") + "], [" + strings.Join(ids, ", ") + "], key_id)"
+	}
 	keyCond, keyArgs := "", []any{}
 	if o.KeyID != "" {
 		ids := []string{o.KeyID}
@@ -104,8 +117,8 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 	hourly := b.db + ".key_usage"
 
 	// Counts by key and error code.
-	if err := b.each(ctx, "SELECT key_id, error_code, anyMerge(key_hint), anyMerge(env), anyMerge(account_id), countMerge(requests), countIfMerge(successes), sumMerge(bytes_in), sumMerge(bytes_out), minMerge(first_seen) FROM "+
-		hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id, error_code", span(r.From, r.To), func(sc scanner) error {
+	if err := b.each(ctx, "SELECT "+kid+" AS kid, error_code, anyMerge(key_hint), anyMerge(env), anyMerge(account_id), countMerge(requests), countIfMerge(successes), sumMerge(bytes_in), sumMerge(bytes_out), minMerge(first_seen) FROM "+
+		hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY kid, error_code", span(r.From, r.To), func(sc scanner) error {
 		var id, code, hint, env, acct string
 		var n, ok, bin, bout uint64
 		var first time.Time
@@ -131,8 +144,8 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	// Per key: distinct IPs, latency, routes.
-	if err := b.each(ctx, "SELECT key_id, uniqExact(client_ip), quantilesTDigestMerge(0.5, 0.95)(latency_ms), topKMerge(10)(routes) FROM "+
-		hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id", span(r.From, r.To), func(sc scanner) error {
+	if err := b.each(ctx, "SELECT "+kid+" AS kid, uniqExact(client_ip), quantilesTDigestMerge(0.5, 0.95)(latency_ms), topKMerge(10)(routes) FROM "+
+		hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY kid", span(r.From, r.To), func(sc scanner) error {
 		var id string
 		var ips uint64
 		var q []float32
@@ -153,7 +166,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	// Previous period.
-	if err := b.each(ctx, "SELECT key_id, countMerge(requests) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id",
+	if err := b.each(ctx, "SELECT "+kid+" AS kid, countMerge(requests) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY kid",
 		span(r.PrevFrom, r.PrevTo), func(sc scanner) error {
 			var id string
 			var n uint64
@@ -166,7 +179,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	// Last seen, as far as the rollup goes back.
-	if err := b.each(ctx, "SELECT key_id, maxMerge(last_seen) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id",
+	if err := b.each(ctx, "SELECT "+kid+" AS kid, maxMerge(last_seen) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY kid",
 		span(time.Unix(0, 0), r.To), func(sc scanner) error {
 			var id string
 			var t time.Time
@@ -188,7 +201,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 	// Hourly rows, bucketed in Go from r.From (a 30-day report's day
 	// buckets start at the report's hour, not at midnight).
 	series := map[string]map[int64]*Point{}
-	if err := b.each(ctx, "SELECT key_id, hour, countMerge(requests), countIfMerge(successes) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY key_id, hour",
+	if err := b.each(ctx, "SELECT "+kid+" AS kid, hour, countMerge(requests), countIfMerge(successes) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != ''"+keyCond+" GROUP BY kid, hour",
 		span(r.From, r.To), func(sc scanner) error {
 			var id string
 			var t time.Time
@@ -214,7 +227,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 	}
 	// Client addresses per key in the period, for allowlist checks.
 	ipsByKey := map[string]map[string]uint64{}
-	if err := b.each(ctx, "SELECT key_id, client_ip, countMerge(requests) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?)"+keyCond+" GROUP BY key_id, client_ip",
+	if err := b.each(ctx, "SELECT "+kid+" AS kid, client_ip, countMerge(requests) FROM "+hourly+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?)"+keyCond+" GROUP BY kid, client_ip",
 		span(r.From, r.To), func(sc scanner) error {
 			var id, ip string
 			var n uint64
@@ -437,3 +450,8 @@ func firstNonEmpty(a, b string) string {
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+// sqlString returns s as a ClickHouse string literal.
+func sqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}

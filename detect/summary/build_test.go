@@ -2,6 +2,7 @@ package summary_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,7 +14,10 @@ import (
 	"github.com/auditwatch/auditwatch/detect"
 	"github.com/auditwatch/auditwatch/detect/keys"
 	"github.com/auditwatch/auditwatch/detect/summary"
+	"github.com/auditwatch/auditwatch/ingest/chsink"
+	"github.com/auditwatch/auditwatch/ingest/event"
 	"github.com/auditwatch/auditwatch/ingest/gen"
+	"github.com/auditwatch/auditwatch/ingest/secret"
 )
 
 // TestRollupAgreesWithRawEvents generates two days of traffic with every
@@ -28,6 +32,33 @@ func TestRollupAgreesWithRawEvents(t *testing.T) {
 	g := benchdata.Ingest(t, conn, db, gen.Config{Seed: 3, Start: start, Duration: 48 * time.Hour, Events: 120_000, Scenarios: []string{gen.ScenarioAll}})
 	ks := keys.NewStore(conn, db)
 	to := start.Add(48 * time.Hour)
+	// A registered key presented once without the gateway knowing its id:
+	// access_log.key_id is then its fingerprint, which the report folds in.
+	var folded gen.Key
+	for _, k := range g.Keys() {
+		if k.Status == "active" && k.Env == "live" {
+			folded = k
+			break
+		}
+	}
+	{
+		var extra event.Rows
+		dec := event.NewDecoder(0, 1000*time.Hour)
+		for i := 0; i < 7; i++ {
+			// From the key's usual addresses: distinct IPs must be counted
+			// over both identities together, not added.
+			raw := fmt.Sprintf(`{"ts":"%s","request_id":"fold-%d","method":"GET","path":"/v1/orders","status":200,"client_ip":"%s","api_key":"%s"}`,
+				to.Add(-3*time.Hour).Format(time.RFC3339), i, folded.HomeIPs[i%len(folded.HomeIPs)], folded.Secret)
+			r, err := dec.Decode([]byte(raw), to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			extra.Append(&r)
+		}
+		if err := chsink.New(conn, db).Write(ctx, &extra, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A finding to show up as open.
 	var any string
 	for _, in := range g.Incidents() {
@@ -61,9 +92,17 @@ func TestRollupAgreesWithRawEvents(t *testing.T) {
 	for _, k := range rep.Keys {
 		got[k.KeyID] = k
 	}
+	fp := secret.Fingerprint(folded.Secret)
 	var total, unknown uint64
 	var unknownKeys int
+	var foldedRaw raw
 	for _, w := range want {
+		if w.Key == folded.ID || w.Key == fp {
+			foldedRaw.Requests += w.Requests
+			foldedRaw.OK += w.OK
+			total += w.Requests
+			continue
+		}
 		k, ok := got[w.Key]
 		if !ok {
 			// Only keys that never worked and are not registered (guesses,
@@ -79,6 +118,17 @@ func TestRollupAgreesWithRawEvents(t *testing.T) {
 			t.Errorf("key %s: report requests %d ok %d sig %d ips %d; raw %d %d %d %d", w.Key, k.Requests, k.Successes, k.Errors["invalid_signature"], k.DistinctIPs, w.Requests, w.OK, w.Sig, w.IPs)
 		}
 		total += w.Requests
+	}
+	if fk := got[folded.ID]; fk.Requests != foldedRaw.Requests || fk.Successes != foldedRaw.OK || foldedRaw.Requests == 0 {
+		t.Errorf("key %s presented by id and by fingerprint: report %d requests (%d ok), raw %d (%d ok)", folded.ID, fk.Requests, fk.Successes, foldedRaw.Requests, foldedRaw.OK)
+	}
+	foldedIPs := testenv.Count(t, conn, "SELECT uniqExact(client_ip) FROM "+db+".access_log WHERE key_id IN (?, ?) AND ts >= toDateTime(?) AND ts < toDateTime(?)",
+		folded.ID, fp, uint32(from.Unix()), uint32(to.Unix()))
+	if fk := got[folded.ID]; fk.DistinctIPs != foldedIPs {
+		t.Errorf("key %s: %d distinct IPs in the report, %d in access_log", folded.ID, fk.DistinctIPs, foldedIPs)
+	}
+	if _, ok := got[fp]; ok {
+		t.Errorf("fingerprint %s listed apart from its key %s", fp, folded.ID)
 	}
 	if rep.Totals.Requests != total || rep.Totals.UnknownRequests != unknown || rep.Totals.UnknownKeys != unknownKeys || unknownKeys == 0 {
 		t.Errorf("totals %d (+%d unknown in %d keys), raw %d (+%d in %d)", rep.Totals.Requests, rep.Totals.UnknownRequests, rep.Totals.UnknownKeys, total, unknown, unknownKeys)
