@@ -350,7 +350,7 @@ func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[s
 				continue // still matching, or nothing to compare with
 			}
 			r := d.rules(id)
-			f := detect.Finding{RuleID: id, GroupKey: in.GroupKey, Group: parseGroupKey(in.GroupKey), EvalTime: lastRun, WindowEnd: lastRun}
+			f := detect.Finding{RuleID: id, GroupKey: in.GroupKey, Group: detect.ParseGroupKey(in.GroupKey), EvalTime: lastRun, WindowEnd: lastRun}
 			f.KeyID, f.ClientIP = f.Group["key_id"], f.Group["client_ip"]
 			m := &Message{Kind: KindResolved, Channel: in.Channel, ThreadTS: in.ParentTS, UpdateTS: in.ParentTS, RuleID: id,
 				EvalTime: lastRun, Findings: []detect.Finding{f}, TotalGroups: 1, Repeats: in.Repeats}

@@ -101,7 +101,7 @@ func (s *Store) Pending(ctx context.Context, since time.Time, limit int) ([]pend
 		}
 		_ = json.Unmarshal([]byte(ev), &f.Evidence)
 		_ = json.Unmarshal([]byte(labels), &f.Labels)
-		f.Group = parseGroupKey(f.GroupKey)
+		f.Group = detect.ParseGroupKey(f.GroupKey)
 		out = append(out, pending{Finding: f})
 	}
 	if err := rows.Err(); err != nil {
@@ -278,31 +278,4 @@ func (s *Store) ExpireSilence(ctx context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("no silence %q", id)
-}
-
-func parseGroupKey(k string) map[string]string {
-	out := map[string]string{}
-	for _, p := range splitComma(k) {
-		for i := 0; i < len(p); i++ {
-			if p[i] == '=' {
-				out[p[:i]] = p[i+1:]
-				break
-			}
-		}
-	}
-	return out
-}
-
-func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
 }

@@ -120,13 +120,15 @@ func (s *Store) Findings(ctx context.Context, ruleID string, from, to time.Time)
 		}
 		_ = json.Unmarshal([]byte(ev), &f.Evidence)
 		_ = json.Unmarshal([]byte(labels), &f.Labels)
-		f.Group = parseGroupKey(f.GroupKey)
+		f.Group = ParseGroupKey(f.GroupKey)
 		out = append(out, f)
 	}
 	return out, rows.Err()
 }
 
-func parseGroupKey(k string) map[string]string {
+// ParseGroupKey turns a finding's group key ("key_id=k1,client_ip=…") back
+// into its field values.
+func ParseGroupKey(k string) map[string]string {
 	out := map[string]string{}
 	for _, p := range strings.Split(k, ",") {
 		if a, b, ok := strings.Cut(p, "="); ok {
