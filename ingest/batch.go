@@ -37,7 +37,7 @@ func (b *batch) track(msg kafka.Message) {
 	k := partitionKey{msg.Topic, msg.Partition}
 	if cur, ok := b.last[k]; !ok || msg.Offset > cur.Offset {
 		// Keep only what a commit needs, not the payload.
-		b.last[k] = kafka.Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
+		b.last[k] = kafka.Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, HighWaterMark: msg.HighWaterMark}
 	}
 }
 

@@ -158,6 +158,13 @@ func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-cha
 			return true
 		}
 		in.metrics.batchAge.Observe(in.now().Sub(b.started).Seconds())
+		// Lag per partition once per batch, not per message (a label
+		// lookup on the hot path).
+		for k, m := range b.last {
+			if m.HighWaterMark > 0 {
+				in.metrics.lag.WithLabelValues(k.topic, itoa(k.partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
+			}
+		}
 		full <- b
 		select {
 		case b = <-free:
@@ -213,9 +220,6 @@ type fetchContext struct {
 func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 	in.metrics.messagesIn.Inc()
 	in.metrics.bytesIn.Add(float64(len(msg.Value)))
-	if msg.HighWaterMark > 0 {
-		in.metrics.lag.WithLabelValues(msg.Topic, itoa(msg.Partition)).Set(float64(msg.HighWaterMark - msg.Offset - 1))
-	}
 	b.track(msg)
 	row, err := in.decoder.Decode(msg.Value, now)
 	if err != nil {
