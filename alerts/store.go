@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -83,7 +82,7 @@ type pending struct {
 // that have no final delivery outcome (sent, failed or silenced), oldest
 // first, with how many attempts were made so far.
 func (s *Store) Pending(ctx context.Context, since time.Time, limit int) ([]pending, error) {
-	q := "SELECT finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook FROM " +
+	q := "SELECT " + detect.FindingColumns + " FROM " +
 		s.db + ".findings FINAL WHERE status = 'new' AND eval_time >= toDateTime(?) AND finding_id NOT IN (SELECT finding_id FROM " + s.db +
 		".alert_deliveries WHERE outcome IN ('sent', 'failed', 'silenced') AND eval_time >= toDateTime(?)) ORDER BY eval_time, rule_id, value DESC LIMIT ?"
 	rows, err := s.conn.Query(ctx, q, uint32(since.Unix()), uint32(since.Unix()), uint64(limit))
@@ -93,15 +92,10 @@ func (s *Store) Pending(ctx context.Context, since time.Time, limit int) ([]pend
 	defer rows.Close()
 	var out []pending
 	for rows.Next() {
-		var f detect.Finding
-		var ev, labels string
-		if err := rows.Scan(&f.ID, &f.RuleID, &f.RuleName, &f.RuleType, &f.Severity, &f.Status, &f.GroupKey, &f.KeyID, &f.KeyHint, &f.AccountID, &f.ClientIP,
-			&f.EvalTime, &f.WindowStart, &f.WindowEnd, &f.Value, &f.Threshold, &f.Summary, &ev, &labels, &f.Runbook); err != nil {
+		f, err := detect.ScanFinding(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read pending findings: %w", err)
 		}
-		_ = json.Unmarshal([]byte(ev), &f.Evidence)
-		_ = json.Unmarshal([]byte(labels), &f.Labels)
-		f.Group = detect.ParseGroupKey(f.GroupKey)
 		out = append(out, pending{Finding: f})
 	}
 	if err := rows.Err(); err != nil {

@@ -14,33 +14,59 @@ import (
 // Finding statuses.
 const (
 	StatusNew        = "new"        // to be alerted
-	StatusSuppressed = "suppressed" // matched again within the cooldown
+	StatusSignal     = "signal"     // info or low severity: recorded for reviews and digests, never alerted on its own
+	StatusSuppressed = "suppressed" // matched again within the cooldown, at the same or a lower severity
+)
+
+// Triggers: how an evaluation was started (findings.trigger, rule_runs.trigger).
+const (
+	TriggerSchedule = "schedule" // a schedule tick, evaluated once the watermark passed the window
+	TriggerReplay   = "replay"   // a tick missed while detect was down or busy, evaluated later
+	TriggerLate     = "late"     // a window evaluated again because events arrived after it was evaluated
+	TriggerManual   = "manual"   // detect --once / --from
+	TriggerBacktest = "backtest"
+	TriggerTest     = "test"
 )
 
 // Finding is one match of a rule for one group at one evaluation.
 type Finding struct {
-	ID          string            `json:"id"`
-	RuleID      string            `json:"rule_id"`
-	RuleName    string            `json:"rule_name"`
-	RuleType    string            `json:"rule_type"`
-	Severity    string            `json:"severity"`
-	Status      string            `json:"status"`
-	Group       map[string]string `json:"group"`
-	GroupKey    string            `json:"group_key"`
-	KeyID       string            `json:"key_id,omitempty"`
-	KeyHint     string            `json:"key_hint,omitempty"`
-	AccountID   string            `json:"account_id,omitempty"`
-	ClientIP    string            `json:"client_ip,omitempty"`
-	EvalTime    time.Time         `json:"eval_time"`
-	WindowStart time.Time         `json:"window_start"`
-	WindowEnd   time.Time         `json:"window_end"`
-	Value       float64           `json:"value"`
-	Threshold   float64           `json:"threshold"`
-	Summary     string            `json:"summary"`
-	Evidence    Evidence          `json:"evidence"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Runbook     string            `json:"runbook,omitempty"`
+	ID       string            `json:"id"`
+	RuleID   string            `json:"rule_id"`
+	RuleName string            `json:"rule_name"`
+	RuleType string            `json:"rule_type"`
+	Severity string            `json:"severity"`
+	Status   string            `json:"status"`
+	Group    map[string]string `json:"group"`
+	GroupKey string            `json:"group_key"`
+	KeyID    string            `json:"key_id,omitempty"`
+	KeyHint  string            `json:"key_hint,omitempty"`
+	// KeyFingerprint is the key's other identity: access_log.key_id holds
+	// it for requests where the gateway did not log the registry id.
+	KeyFingerprint string            `json:"key_fingerprint,omitempty"`
+	AccountID      string            `json:"account_id,omitempty"`
+	ClientIP       string            `json:"client_ip,omitempty"`
+	EvalTime       time.Time         `json:"eval_time"`
+	WindowStart    time.Time         `json:"window_start"`
+	WindowEnd      time.Time         `json:"window_end"`
+	Value          float64           `json:"value"`
+	Threshold      float64           `json:"threshold"`
+	Summary        string            `json:"summary"`
+	Evidence       Evidence          `json:"evidence"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Runbook        string            `json:"runbook,omitempty"`
+	// Trigger says how the evaluation was started (TriggerSchedule, …);
+	// TriggerLate findings came from events that arrived after their window
+	// was first evaluated.
+	Trigger string `json:"trigger,omitempty"`
+	// EscalatedFrom is the highest severity already reported for the rule
+	// and group within the cooldown, when this finding broke the cooldown by
+	// being more severe.
+	EscalatedFrom string `json:"escalated_from,omitempty"`
 }
+
+// Late reports whether f was found in events that arrived after their window
+// was first evaluated.
+func (f *Finding) Late() bool { return f.Trigger == TriggerLate }
 
 // Evidence is what a person needs to judge a finding.
 type Evidence struct {

@@ -48,7 +48,7 @@ func (s *Store) SaveFindings(ctx context.Context, fs []Finding) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+".findings (finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook, created_at)")
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.db+".findings (finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, key_fingerprint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook, trigger, escalated_from, created_at)")
 	if err != nil {
 		return fmt.Errorf("save findings: %w", err)
 	}
@@ -57,8 +57,8 @@ func (s *Store) SaveFindings(ctx context.Context, fs []Finding) error {
 	for _, f := range fs {
 		ev, _ := json.Marshal(f.Evidence)
 		labels, _ := json.Marshal(f.Labels)
-		if err := b.Append(f.ID, f.RuleID, f.RuleName, f.RuleType, f.Severity, f.Status, f.GroupKey, f.KeyID, f.KeyHint, f.AccountID, f.ClientIP,
-			f.EvalTime, f.WindowStart, f.WindowEnd, f.Value, f.Threshold, f.Summary, string(ev), string(labels), f.Runbook, now); err != nil {
+		if err := b.Append(f.ID, f.RuleID, f.RuleName, f.RuleType, f.Severity, f.Status, f.GroupKey, f.KeyID, f.KeyHint, f.KeyFingerprint, f.AccountID, f.ClientIP,
+			f.EvalTime, f.WindowStart, f.WindowEnd, f.Value, f.Threshold, f.Summary, string(ev), string(labels), f.Runbook, f.Trigger, f.EscalatedFrom, now); err != nil {
 			return fmt.Errorf("save findings: %w", err)
 		}
 	}
@@ -95,11 +95,34 @@ func (s *Store) SaveRun(ctx context.Context, r RunRecord) error {
 	return nil
 }
 
+// FindingColumns is the select list ScanFinding reads, in order: every
+// reader of the findings table selects it, so there is one way to read a
+// finding back.
+const FindingColumns = "finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, key_fingerprint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook, trigger, escalated_from"
+
+// Scanner is a row of a query result (driver.Rows satisfies it).
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// ScanFinding reads one row selected with FindingColumns.
+func ScanFinding(sc Scanner) (Finding, error) {
+	var f Finding
+	var ev, labels string
+	if err := sc.Scan(&f.ID, &f.RuleID, &f.RuleName, &f.RuleType, &f.Severity, &f.Status, &f.GroupKey, &f.KeyID, &f.KeyHint, &f.KeyFingerprint, &f.AccountID, &f.ClientIP,
+		&f.EvalTime, &f.WindowStart, &f.WindowEnd, &f.Value, &f.Threshold, &f.Summary, &ev, &labels, &f.Runbook, &f.Trigger, &f.EscalatedFrom); err != nil {
+		return f, fmt.Errorf("scan finding: %w", err)
+	}
+	_ = json.Unmarshal([]byte(ev), &f.Evidence)
+	_ = json.Unmarshal([]byte(labels), &f.Labels)
+	f.Group = ParseGroupKey(f.GroupKey)
+	return f, nil
+}
+
 // Findings returns stored findings of rule (all rules if empty) with
 // eval_time in [from, to), newest first.
 func (s *Store) Findings(ctx context.Context, ruleID string, from, to time.Time) ([]Finding, error) {
-	q := "SELECT finding_id, rule_id, rule_name, rule_type, severity, status, group_key, key_id, key_hint, account_id, client_ip, eval_time, window_start, window_end, value, threshold, summary, evidence, labels, runbook FROM " +
-		s.db + ".findings FINAL WHERE eval_time >= toDateTime(?) AND eval_time < toDateTime(?)"
+	q := "SELECT " + FindingColumns + " FROM " + s.db + ".findings FINAL WHERE eval_time >= toDateTime(?) AND eval_time < toDateTime(?)"
 	args := []any{uint32(from.Unix()), uint32(to.Unix())}
 	if ruleID != "" {
 		q += " AND rule_id = ?"
@@ -112,15 +135,10 @@ func (s *Store) Findings(ctx context.Context, ruleID string, from, to time.Time)
 	defer rows.Close()
 	var out []Finding
 	for rows.Next() {
-		var f Finding
-		var ev, labels string
-		if err := rows.Scan(&f.ID, &f.RuleID, &f.RuleName, &f.RuleType, &f.Severity, &f.Status, &f.GroupKey, &f.KeyID, &f.KeyHint, &f.AccountID, &f.ClientIP,
-			&f.EvalTime, &f.WindowStart, &f.WindowEnd, &f.Value, &f.Threshold, &f.Summary, &ev, &labels, &f.Runbook); err != nil {
+		f, err := ScanFinding(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read findings: %w", err)
 		}
-		_ = json.Unmarshal([]byte(ev), &f.Evidence)
-		_ = json.Unmarshal([]byte(labels), &f.Labels)
-		f.Group = ParseGroupKey(f.GroupKey)
 		out = append(out, f)
 	}
 	return out, rows.Err()

@@ -1,0 +1,28 @@
+-- Ingest progress: what the ingester has durably written, per Kafka topic
+-- partition, so that `detect` evaluates a window once its events are in
+-- (event-time watermarks) and finds rows that arrived after their window was
+-- evaluated (late data). One row per partition per written batch, plus a
+-- heartbeat row (rows = 0) about once a second while the ingester has nothing
+-- in flight, so an idle partition does not hold detection back. A row with
+-- partition -1 is a heartbeat of an ingester that has read nothing yet.
+-- Kept for a few days by `auditwatch retention` (retention.ingest_progress_days).
+CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_progress
+(
+    written_at      DateTime            COMMENT 'Wall-clock time the batch (or heartbeat) was durably written (UTC)',
+    seq             UInt64              COMMENT 'Unix nanoseconds when written: orders the rows of one partition',
+    topic           String              COMMENT 'Kafka topic',
+    partition       Int32               COMMENT 'Kafka partition; -1 for the heartbeat of an ingester that has read nothing yet',
+    consumer_group  String              COMMENT 'Kafka consumer group of the ingester',
+    ingester        String              COMMENT 'Ingester instance (host:pid)',
+    rows            UInt32              COMMENT 'Rows and dead letters written for this partition in the batch; 0 for a heartbeat',
+    min_event_ts    DateTime            COMMENT 'Earliest event time (access_log.ts) among the rows of this batch and partition; complete_to for a heartbeat',
+    max_event_ts    DateTime            COMMENT 'Latest event time among the rows of this batch and partition; complete_to for a heartbeat',
+    complete_to     DateTime            COMMENT 'Every event of this partition before this time is stored: the wall-clock time of the read when the ingester had caught up with the partition, else the greatest event time it has written for the partition',
+    caught_up       UInt8               COMMENT '1 when the last message written was the newest in the partition when it was read (nothing was waiting)',
+    last_offset     Int64               COMMENT 'Offset of the last message written for the partition',
+    high_water      Int64               COMMENT 'Partition high-water mark when that message was read (offset of the next message to be produced)'
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(written_at)
+ORDER BY (written_at, topic, partition)
+;
