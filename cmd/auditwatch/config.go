@@ -51,6 +51,10 @@ type AlertsConfig struct {
 	MaxGroups      int            `yaml:"max_groups"`   // findings listed per message
 	Attempts       int            `yaml:"attempts"`     // delivery attempts per message and cycle
 	SendResolved   bool           `yaml:"send_resolved"`
+	// CatchupAfter: findings (and resolutions) older than this when they are
+	// delivered — replayed after an outage, caught up with --from — are
+	// folded into one message per rule instead of one each.
+	CatchupAfter time.Duration `yaml:"catchup_after"`
 }
 
 // SlackConfig holds where the Slack credentials are; the credentials
@@ -70,6 +74,19 @@ type DetectConfig struct {
 	RulesDir       string        `yaml:"rules_dir"`       // directory of rule files (*.yaml)
 	ReloadInterval time.Duration `yaml:"reload_interval"` // how often rule files are checked for changes
 	HTTPListen     string        `yaml:"http_listen"`     // metrics and health of `detect`; "" disables
+	// MaxWait is how long after a window's end detect waits for the ingest
+	// watermark to pass it before evaluating anyway (the run is recorded as
+	// incomplete and counted).
+	MaxWait time.Duration `yaml:"max_wait"`
+	// IdleTimeout: a partition that had caught up and has not been written
+	// for this long is idle and does not hold the watermark back.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReplayLookback bounds how far back missed ticks are replayed on start
+	// and windows are evaluated again for late data.
+	ReplayLookback time.Duration `yaml:"replay_lookback"`
+	// LateCheckInterval is how often detect looks for rows that arrived
+	// after their window was evaluated.
+	LateCheckInterval time.Duration `yaml:"late_check_interval"`
 }
 
 // LogConfig sets up slog.
@@ -127,6 +144,9 @@ type IngestConfig struct {
 	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
 	MigrateOnStart     bool          `yaml:"migrate_on_start"`
 	MemoryLimitBytes   int64         `yaml:"memory_limit_bytes"` // soft Go heap limit; 0 = none
+	// ProgressInterval is how often an ingester with nothing in flight
+	// writes a heartbeat to ingest_progress (batches write their own rows).
+	ProgressInterval time.Duration `yaml:"progress_interval"`
 }
 
 // RetentionConfig says how long data is kept; 0 keeps it forever.
@@ -136,6 +156,7 @@ type RetentionConfig struct {
 	RollupDays       int           `yaml:"rollup_days"`   // key_usage
 	FindingsDays     int           `yaml:"findings_days"` // findings
 	RuleRunsDays     int           `yaml:"rule_runs_days"`
+	ProgressDays     int           `yaml:"ingest_progress_days"` // ingest_progress
 	CheckInterval    time.Duration `yaml:"check_interval"`
 }
 
@@ -163,14 +184,15 @@ func DefaultConfig() Config {
 		Ingest: IngestConfig{
 			BatchMaxRows: 50_000, BatchMaxBytes: 32 << 20, FlushInterval: time.Second,
 			MaxMessageBytes: 1 << 20, MaxFutureSkew: 24 * time.Hour, DeadLetterRawBytes: 64 << 10,
-			ShutdownTimeout: 30 * time.Second, MemoryLimitBytes: 160 << 20,
+			ShutdownTimeout: 30 * time.Second, MemoryLimitBytes: 160 << 20, ProgressInterval: time.Second,
 		},
-		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, RollupDays: 400, FindingsDays: 365, RuleRunsDays: 90, CheckInterval: time.Hour},
+		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, RollupDays: 400, FindingsDays: 365, RuleRunsDays: 90, ProgressDays: 7, CheckInterval: time.Hour},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
-		Detect:    DetectConfig{RulesDir: "rules/pack", ReloadInterval: 5 * time.Second, HTTPListen: "127.0.0.1:9465"},
-		Summary:   SummaryConfig{OutDir: "out/summaries"},
+		Detect: DetectConfig{RulesDir: "rules/pack", ReloadInterval: 5 * time.Second, HTTPListen: "127.0.0.1:9465",
+			MaxWait: 2 * time.Minute, IdleTimeout: 30 * time.Second, ReplayLookback: 24 * time.Hour, LateCheckInterval: 5 * time.Second},
+		Summary: SummaryConfig{OutDir: "out/summaries"},
 		Alerts: AlertsConfig{Enabled: true, Notifier: "auto", DefaultChannel: "#auditwatch", PollInterval: 10 * time.Second,
-			Horizon: 24 * time.Hour, IncidentTTL: 7 * 24 * time.Hour, MaxGroups: 10, Attempts: 3, SendResolved: true,
+			Horizon: 24 * time.Hour, IncidentTTL: 7 * 24 * time.Hour, MaxGroups: 10, Attempts: 3, SendResolved: true, CatchupAfter: 10 * time.Minute,
 			Slack: SlackConfig{Timeout: 10 * time.Second}},
 	}
 }
