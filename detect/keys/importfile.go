@@ -91,33 +91,52 @@ func FormatOf(name string) string {
 }
 
 // ParseFile reads and parses an import file in format (FormatYAML or
-// FormatCSV; "" guesses from the extension). See [Parse].
+// FormatCSV; "" guesses from the extension). See [Parse]; warnings are
+// dropped: use [ParseFileWithWarnings] to show them.
 func ParseFile(path, format string) ([]Key, error) {
+	keys, _, err := ParseFileWithWarnings(path, format)
+	return keys, err
+}
+
+// ParseFileWithWarnings is [ParseFile] that also returns the warnings of
+// [ParseWithWarnings].
+func ParseFileWithWarnings(path, format string) ([]Key, ErrorList, error) {
 	if format == "" {
 		if format = FormatOf(path); format == "" {
-			return nil, fmt.Errorf("%s: cannot tell the format from the extension; give it (yaml or csv)", path)
+			return nil, nil, fmt.Errorf("%s: cannot tell the format from the extension; give it (yaml or csv)", path)
 		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read key registry: %w", err)
+		return nil, nil, fmt.Errorf("read key registry: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxImportBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read key registry: %w", err)
+		return nil, nil, fmt.Errorf("read key registry: %w", err)
 	}
 	if len(data) > maxImportBytes {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxImportBytes>>20)
+		return nil, nil, fmt.Errorf("%s: larger than %d MiB", path, maxImportBytes>>20)
 	}
-	return Parse(path, data, format)
+	return ParseWithWarnings(path, data, format)
 }
 
 // Parse parses and validates an import file named name (used in errors only).
 // It returns every key, or an [ErrorList] with every problem in the file and
 // no keys: callers import all or nothing. Full API keys given as api_key are
-// reduced to fingerprint and hint; no error message quotes one.
+// reduced to fingerprint and hint; no error message quotes one. Warnings
+// are dropped: use [ParseWithWarnings] to show them.
 func Parse(name string, data []byte, format string) ([]Key, error) {
+	keys, _, err := ParseWithWarnings(name, data, format)
+	return keys, err
+}
+
+// ParseWithWarnings is [Parse] that also returns warnings: things in the
+// file that look wrong but do not stop the import (a rotated_at before the
+// key's created_at), each with its file:line:col and the entry's label (id,
+// fingerprint or #N, never the key), in file order. Warnings are returned
+// whether or not the file has errors.
+func ParseWithWarnings(name string, data []byte, format string) ([]Key, ErrorList, error) {
 	var (
 		entries []entry
 		errs    ErrorList
@@ -128,20 +147,26 @@ func Parse(name string, data []byte, format string) ([]Key, error) {
 	case FormatCSV:
 		entries, errs = readCSV(name, data)
 	default:
-		return nil, fmt.Errorf("import format %q: want yaml or csv", format)
+		return nil, nil, fmt.Errorf("import format %q: want yaml or csv", format)
 	}
-	keys, verrs := validateEntries(name, entries)
+	keys, verrs, warns := validateEntries(name, entries)
 	errs = append(errs, verrs...)
+	sortByPos(warns)
 	if len(errs) > 0 {
-		slices.SortStableFunc(errs, func(a, b *ParseError) int {
-			if a.Line != b.Line {
-				return a.Line - b.Line
-			}
-			return a.Col - b.Col
-		})
-		return nil, errs
+		sortByPos(errs)
+		return nil, warns, errs
 	}
-	return keys, nil
+	return keys, warns, nil
+}
+
+// sortByPos sorts l by line, then column, keeping the order of equals.
+func sortByPos(l ErrorList) {
+	slices.SortStableFunc(l, func(a, b *ParseError) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Col - b.Col
+	})
 }
 
 // pos is a position in an import file; col is 0 when unknown.
@@ -185,16 +210,21 @@ func readYAML(name string, data []byte) ([]entry, ErrorList) {
 		return nil, errs
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		fail(pos{}, "empty file: want a mapping with a keys list")
+		fail(pos{}, "empty file: want a list of keys, or a mapping with a keys list")
 		return nil, errs
 	}
 	root := resolve(doc.Content[0])
-	if root.Kind != yaml.MappingNode {
-		fail(posOf(root), "want a mapping with a keys list")
+	var list *yaml.Node
+	switch root.Kind {
+	case yaml.SequenceNode:
+		// A bare list of keys: [{id: …}, …] or "- id: …".
+		list = root
+	case yaml.MappingNode:
+	default:
+		fail(posOf(root), "want a list of keys, or a mapping with a keys list")
 		return nil, errs
 	}
-	var list *yaml.Node
-	for i := 0; i+1 < len(root.Content); i += 2 {
+	for i := 0; root.Kind == yaml.MappingNode && i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], resolve(root.Content[i+1])
 		if k.Value != "keys" {
 			fail(posOf(k), "unknown field %q (want keys)", k.Value)
@@ -385,16 +415,20 @@ func csvMsg(err error) string {
 
 // --- validation ---
 
-// validateEntries turns entries into keys, reporting every problem.
-func validateEntries(name string, entries []entry) ([]Key, ErrorList) {
-	var errs ErrorList
+// validateEntries turns entries into keys, reporting every problem and every
+// warning.
+func validateEntries(name string, entries []entry) ([]Key, ErrorList, ErrorList) {
+	var errs, warns ErrorList
 	keys := make([]Key, 0, len(entries))
 	firstID := map[string]pos{}
 	firstFP := map[string]string{}
 	for _, e := range entries {
-		k, label, ferrs := validateEntry(e)
+		k, label, ferrs, fwarns := validateEntry(e)
 		for _, fe := range ferrs {
 			errs = append(errs, &ParseError{File: name, Line: fe.pos.line, Col: fe.pos.col, Key: label, Msg: secret.Redact(fe.msg)})
+		}
+		for _, fw := range fwarns {
+			warns = append(warns, &ParseError{File: name, Line: fw.pos.line, Col: fw.pos.col, Key: label, Msg: secret.Redact(fw.msg)})
 		}
 		if k.ID != "" {
 			if p, dup := firstID[k.ID]; dup {
@@ -415,7 +449,7 @@ func validateEntries(name string, entries []entry) ([]Key, ErrorList) {
 		}
 		keys = append(keys, k)
 	}
-	return keys, errs
+	return keys, errs, warns
 }
 
 // posError is a fieldError placed in the file.
@@ -425,8 +459,8 @@ type posError struct {
 }
 
 // validateEntry checks one entry and builds its Key. label names the entry
-// in errors.
-func validateEntry(e entry) (k Key, label string, errs []posError) {
+// in errors and warnings.
+func validateEntry(e entry) (k Key, label string, errs, warns []posError) {
 	get := func(f string) string { return strings.TrimSpace(e.vals[f].s) }
 	at := func(f string) pos {
 		if v, ok := e.vals[f]; ok {
@@ -473,7 +507,7 @@ func validateEntry(e entry) (k Key, label string, errs []posError) {
 	}
 	if v := get("created_at"); v == "" {
 		errs = append(errs, posError{e.pos, "created_at: required"})
-	} else if t, err := parseTime(v); err != nil {
+	} else if t, err := parseImportTime(v); err != nil {
 		add(fieldError{"created_at", err.Error()})
 	} else {
 		k.CreatedAt = t
@@ -486,12 +520,18 @@ func validateEntry(e entry) (k Key, label string, errs []posError) {
 		if v == "" {
 			continue
 		}
-		t, err := parseTime(v)
+		t, err := parseImportTime(v)
 		if err != nil {
 			add(fieldError{f.field, err.Error()})
 			continue
 		}
 		*f.dst = &t
+	}
+	if k.RotatedAt != nil && !k.CreatedAt.IsZero() && k.RotatedAt.Before(k.CreatedAt) {
+		// Likely swapped columns or a time zone slip; the key's age counts
+		// from created_at either way (Key.LastRotation), so import it.
+		warns = append(warns, posError{at("rotated_at"), fmt.Sprintf("rotated_at %s is before created_at %s; the key's rotation age counts from created_at",
+			k.RotatedAt.Format(time.RFC3339), k.CreatedAt.Format(time.RFC3339))})
 	}
 	for _, c := range e.cidrs {
 		p, err := ParseCIDR(c.s)
@@ -502,5 +542,44 @@ func validateEntry(e entry) (k Key, label string, errs []posError) {
 		k.AllowedCIDRs = append(k.AllowedCIDRs, p)
 	}
 	k.AllowedCIDRs = normalizeCIDRs(k.AllowedCIDRs)
-	return k, label, errs
+	return k, label, errs, warns
+}
+
+// Epoch seconds accepted in import files: from 2000 (a smaller number is
+// more likely a date written as digits, like 20250110, or 0 for "none") to
+// ClickHouse's DateTime limit. From epochMillisFrom on, the number is taken
+// for milliseconds and rejected.
+var (
+	epochRe         = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+	epochMin        = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	epochMillisFrom = int64(100_000_000_000) // year 5138 in seconds; 1973 in milliseconds
+)
+
+// parseImportTime parses a time of an import file: the layouts of
+// parseTime, or epoch seconds (an integer or a numeric string; a fraction
+// is ignored, like that of an RFC 3339 time).
+func parseImportTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if !epochRe.MatchString(s) {
+		t, err := parseTime(s)
+		if err != nil && !slices.ContainsFunc(timeLayouts, func(l string) bool { _, e := time.Parse(l, s); return e == nil }) {
+			return time.Time{}, fmt.Errorf("%s is not an RFC 3339 time, a date (2006-01-02) or epoch seconds", quote(s))
+		}
+		return t, err
+	}
+	whole, _, _ := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	switch {
+	case err != nil || n >= 1000*epochMillisFrom:
+		return time.Time{}, fmt.Errorf("%s is out of range (1970 to 2106)", s)
+	case n >= epochMillisFrom:
+		return time.Time{}, fmt.Errorf("%s looks like epoch milliseconds; want epoch seconds", s)
+	case n < epochMin:
+		return time.Time{}, fmt.Errorf("%s as epoch seconds is before 2000; want epoch seconds, RFC 3339 or a date (leave the field empty for none)", s)
+	}
+	t := time.Unix(n, 0).UTC()
+	if !t.Before(maxTime) {
+		return time.Time{}, fmt.Errorf("%s is out of range (1970 to 2106)", s)
+	}
+	return t, nil
 }

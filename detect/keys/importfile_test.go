@@ -52,7 +52,7 @@ func TestParseBadFiles(t *testing.T) {
 			`testdata/bad.yaml:6:21: key "key_01ALPHA": allowed_cidrs: "10.0.0.0/33" is not a CIDR or IP address`,
 			`testdata/bad.yaml:8:10: key "key_01BRAVO": env: want live or test, got "prod"`,
 			`testdata/bad.yaml:9:13: key "key_01BRAVO": status: want active, revoked or expired, got "paused"`,
-			`testdata/bad.yaml:10:17: key "key_01BRAVO": created_at: "10/01/2025" is not an RFC 3339 time or a date (2006-01-02)`,
+			`testdata/bad.yaml:10:17: key "key_01BRAVO": created_at: "10/01/2025" is not an RFC 3339 time, a date (2006-01-02) or epoch seconds`,
 			`testdata/bad.yaml:11:5: key #3: env: required (live or test): no bk_live_/bk_test_ key prefix to derive it from`,
 			`testdata/bad.yaml:11:5: key #3: id, api_key or fingerprint required`,
 			`testdata/bad.yaml:13:5: key "key_01ALPHA": duplicate key (also at line 2)`,
@@ -67,7 +67,7 @@ func TestParseBadFiles(t *testing.T) {
 			`testdata/bad.csv:2: key "key_01ALPHA": allowed_cidrs: "10.0.0.0/33" is not a CIDR or IP address`,
 			`testdata/bad.csv:3: key "key_01BRAVO": env: want live or test, got "prod"`,
 			`testdata/bad.csv:3: key "key_01BRAVO": status: want active, revoked or expired, got "paused"`,
-			`testdata/bad.csv:3: key "key_01BRAVO": created_at: "10/01/2025" is not an RFC 3339 time or a date (2006-01-02)`,
+			`testdata/bad.csv:3: key "key_01BRAVO": created_at: "10/01/2025" is not an RFC 3339 time, a date (2006-01-02) or epoch seconds`,
 			`testdata/bad.csv:4: key #3: id, api_key or fingerprint required`,
 			`testdata/bad.csv:5: key "key_01CHARLIE": 4 fields, the header has 6`,
 			`testdata/bad.csv:6: key "key_01ALPHA": duplicate key (also at line 2)`,
@@ -101,7 +101,8 @@ func TestParseStructure(t *testing.T) {
 		n                  int    // keys on success
 	}{
 		{"empty yaml", "yaml", "", "empty file", 0},
-		{"not a mapping", "yaml", "- a\n- b\n", "1:1: want a mapping with a keys list", 0},
+		{"scalar document", "yaml", "just text\n", "1:1: want a list of keys, or a mapping with a keys list", 0},
+		{"bare list of non-mappings", "yaml", "- a\n- b\n", "1:3: key #1: want a mapping of fields", 0},
 		{"unknown top-level field", "yaml", "keys: []\nversion: 2\n", `2:1: unknown field "version" (want keys)`, 0},
 		{"keys not a list", "yaml", "keys: {id: x}\n", "1:7: keys: want a list of keys", 0},
 		{"entry not a mapping", "yaml", "keys:\n  - just-a-string\n", "2:5: key #1: want a mapping of fields", 0},
