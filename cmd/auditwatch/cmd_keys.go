@@ -18,8 +18,10 @@ import (
 const keysSummary = `Manage the API key registry (docs/key-registry.md).
 
   auditwatch keys import FILE [--format yaml|csv] [--replace] [--dry-run]
-      import a registry export; all or nothing: every problem is reported
-      with its line and nothing is written if there is one
+      import a registry export (a list of keys, or a mapping with a keys
+      list); all or nothing: every problem is reported with its line and
+      nothing is written if there is one; warnings (rotated_at before
+      created_at) are printed on stderr and do not stop the import
   auditwatch keys list [--format table|json]
       print the current registry
   auditwatch keys consume [--topic T] [--group G]
@@ -95,12 +97,17 @@ func runKeysImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	parsed, err := keys.ParseFile(file, *format)
+	parsed, warns, err := keys.ParseFileWithWarnings(file, *format)
+	// Warnings do not stop the import; they go to stderr in file order,
+	// before any error, so the output reads like the file.
+	for _, w := range warns {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	if err != nil {
 		var list keys.ErrorList
 		if errors.As(err, &list) {
 			fmt.Fprintln(stderr, list.Error())
-			return fmt.Errorf("%s: %d problems; nothing imported", file, len(list))
+			return fmt.Errorf("%s: %s; nothing imported", file, plural(len(list), "problem", "problems"))
 		}
 		return err
 	}
@@ -124,6 +131,9 @@ func runKeysImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if *replace {
 		fmt.Fprintf(stdout, "; %d keys absent from the file revoked", res.Revoked)
+	}
+	if len(warns) > 0 {
+		fmt.Fprintf(stdout, " (%s on stderr)", plural(len(warns), "warning", "warnings"))
 	}
 	fmt.Fprintln(stdout)
 	return nil
@@ -190,6 +200,14 @@ func writeKeyTable(w io.Writer, all []keys.Key, now time.Time) error {
 	}
 	_, err := fmt.Fprintf(w, "%d keys\n", len(all))
 	return err
+}
+
+// plural returns "1 warning" or "3 warnings".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func dash(s string) string {
