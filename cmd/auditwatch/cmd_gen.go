@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 )
 
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("gen", "Generate synthetic gateway access logs (one JSON event per line or message) with\nnamed incidents injected. Seeded: the same flags give the same events.\n\nScenarios:\n"+scenarioHelp(), stdout, stderr)
+	fs := newFlags("gen", "Generate synthetic gateway access logs (one JSON event per line or message) with\nnamed incidents injected. Seeded: the same flags give the same events.\n\nScenarios:\n"+scenarioHelp()+"\n\n"+noiseHelp(), stdout, stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML); kafka.brokers and kafka.topic are used with --out kafka")
 	seed := fs.Int64("seed", 1, "random seed")
 	start := fs.String("start", "-24h", "window start: RFC 3339 time, or a duration relative to now such as -24h")
@@ -26,6 +27,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rate := fs.Float64("rate", 25, "average normal events per second over the window")
 	keys := fs.Int("keys", 50, "number of API keys")
 	scenarios := fs.String("scenarios", "all", "comma-separated scenarios to inject, all, or none")
+	noise := fs.String("noise", "auto", "scale of the benign background noise described above: 0 off, 1 the documented rates, 2 double; auto = 1 with scenarios, 0 with --scenarios none")
 	malformed := fs.Int("malformed", 0, "also emit this many malformed messages (cycled from the built-in bad cases), spread through the stream")
 	out := fs.String("out", "stdout", "stdout or kafka")
 	partitions := fs.Int("partitions", 4, "with --out kafka: partitions of the topic if it must be created")
@@ -47,6 +49,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "none", "":
 	default:
 		gcfg.Scenarios = strings.Split(*scenarios, ",")
+	}
+	if gcfg.Noise, err = parseNoise(*noise, len(gcfg.Scenarios) > 0); err != nil {
+		return err
 	}
 	g, err := gen.New(gcfg)
 	if err != nil {
@@ -140,6 +145,32 @@ func scenarioHelp() string {
 		fmt.Fprintf(&b, "  %-24s %s\n", s.Name, s.Description)
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// parseNoise reads --noise: a non-negative scale, or auto (1 when scenarios
+// are injected, 0 for clean traffic).
+func parseNoise(s string, scenarios bool) (float64, error) {
+	if s == "auto" {
+		if scenarios {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v != v {
+		return 0, fmt.Errorf("--noise %q: want auto or a non-negative number such as 0, 1 or 2", s)
+	}
+	return v, nil
+}
+
+func noiseHelp() string {
+	r := gen.DefaultNoiseRates()
+	return fmt.Sprintf(`Noise (--noise 1; benign, below every rule's threshold, must not alert):
+  per key and day, %.1f addresses trying 1–4 invalid keys over up to 30 min; %.1f single
+  invalid_signature from the key's own address; %.1f single request from outside its allowlist,
+  rejected ip_not_whitelisted; %.0f retried 429/503 failures (1–3 retries ~1 s apart, by traffic);
+  and a key moving to a new host (inside its allowlist, or a new network) every %.0f key-days.`,
+		r.Guessers, r.BadSignatures, r.OutsideAllowlist, r.Retries, 100/r.Moves)
 }
 
 // parseStart accepts an RFC 3339 time or a duration relative to now, with

@@ -41,6 +41,15 @@ type Config struct {
 	// Scenarios names the incidents to inject (see Scenarios), or ScenarioAll.
 	// Empty means normal traffic only.
 	Scenarios []string
+	// ScenarioStart, when set, places every scenario at or after this
+	// instant (which must lie inside the window) instead of from a quarter
+	// into the window: a long window can then hold a quiet history first.
+	ScenarioStart time.Time
+	// Noise scales the benign background noise a good detector must not
+	// alert on (see NoiseRates): 0 turns it off, 1 is the documented rate.
+	// It never changes normal traffic or scenarios, only adds events to
+	// them (and moves a few keys to new hosts).
+	Noise float64
 }
 
 // DefaultConfig returns a one-day window starting 2026-11-27T00:00:00Z with
@@ -93,6 +102,16 @@ func (cfg Config) normalize() (Config, []string, error) {
 	}
 	if cfg.Events < 0 {
 		errs = append(errs, fmt.Errorf("events %d: must not be negative", cfg.Events))
+	}
+	if cfg.Noise < 0 || cfg.Noise != cfg.Noise || cfg.Noise > 100 {
+		errs = append(errs, fmt.Errorf("noise %v: must be between 0 and 100", cfg.Noise))
+	}
+	if !cfg.ScenarioStart.IsZero() {
+		cfg.ScenarioStart = cfg.ScenarioStart.UTC().Truncate(time.Millisecond)
+		if cfg.ScenarioStart.Before(cfg.Start) || !cfg.ScenarioStart.Before(cfg.Start.Add(cfg.Duration)) {
+			errs = append(errs, fmt.Errorf("scenario start %v: must lie inside the window [%v, %v)",
+				cfg.ScenarioStart.Format(time.RFC3339), cfg.Start.Format(time.RFC3339), cfg.Start.Add(cfg.Duration).Format(time.RFC3339)))
+		}
 	}
 	if cfg.Events == 0 && cfg.EventsPerSecond == 0 {
 		errs = append(errs, errors.New("rate: either events per second or events must be positive"))

@@ -35,6 +35,16 @@ func TestNewConfig(t *testing.T) {
 		{name: "negative events", mutate: func(c *Config) { c.Events = -1 }, wantErr: []string{"events -1"}},
 		{name: "negative rate", mutate: func(c *Config) { c.EventsPerSecond = -2 }, wantErr: []string{"events per second -2"}},
 		{name: "short duration", mutate: func(c *Config) { c.Duration = time.Millisecond }, wantErr: []string{"duration 1ms"}},
+		{name: "negative noise", mutate: func(c *Config) { c.Noise = -1 }, wantErr: []string{"noise -1"}},
+		{name: "scenario start outside the window", mutate: func(c *Config) { c.ScenarioStart = c.Start.Add(-time.Hour) },
+			wantErr: []string{"scenario start 2026-11-26T23:00:00Z", "inside the window"}},
+		{name: "scenarios after scenario start", mutate: func(c *Config) { c.ScenarioStart = c.Start.Add(20 * time.Hour) }, check: func(t *testing.T, g *Generator) {
+			for _, inc := range g.Incidents() {
+				if inc.Start.Before(g.Config().ScenarioStart) {
+					t.Errorf("%s starts %v, before the scenario start", inc.Name, inc.Start)
+				}
+			}
+		}},
 		{name: "all errors at once", mutate: func(c *Config) { c.Start, c.Keys, c.Scenarios = time.Time{}, 3, []string{"x"} },
 			wantErr: []string{"start time", "keys 3", `unknown scenario "x"`}},
 		{name: "all and duplicates", mutate: func(c *Config) { c.Scenarios = []string{"clock_skew", "all", " clock_skew "} }, check: func(t *testing.T, g *Generator) {

@@ -64,6 +64,7 @@ func New(cfg Config) (*Generator, error) {
 		g.rescale(float64(cfg.Events) / g.expectedEvents())
 	}
 	g.planScenarios(names)
+	g.planMoves()
 	return g, nil
 }
 
@@ -123,7 +124,7 @@ func (g *Generator) rescale(f float64) {
 }
 
 // Run generates every event of the window in time order — normal traffic
-// merged with the scenarios — and calls emit for each, with a request id
+// merged with the scenarios and the background noise — and calls emit for each, with a request id
 // unique within the run. Events with equal timestamps come in a fixed order.
 // Memory use does not grow with the number of events. Run stops at the first
 // error from emit, returning it wrapped, and checks ctx every few thousand
@@ -131,6 +132,8 @@ func (g *Generator) rescale(f float64) {
 func (g *Generator) Run(ctx context.Context, emit func(Event) error) error {
 	normal := newNormalSource(g)
 	normal.advance()
+	noise := newNoiseSource(g)
+	noise.advance()
 	h := make(sourceHeap, 0, len(g.plans))
 	for i := range g.plans {
 		s := newScenarioSource(g, &g.plans[i], i)
@@ -147,7 +150,10 @@ func (g *Generator) Run(ctx context.Context, emit func(Event) error) error {
 		}
 		var ev *Event
 		var top *scenarioSource
+		fromNoise := false
 		switch {
+		case noise.ok && (!normal.ok || noise.tms < normal.tms) && (len(h) == 0 || noise.tms < h[0].tms):
+			ev, fromNoise = &noise.ev, true
 		case len(h) > 0 && (!normal.ok || h[0].tms < normal.tms):
 			top = h[0]
 			ev = &top.ev
@@ -160,11 +166,14 @@ func (g *Generator) Run(ctx context.Context, emit func(Event) error) error {
 		if err := emit(*ev); err != nil {
 			return fmt.Errorf("emit event %d: %w", counter, err)
 		}
-		if top == nil {
+		switch {
+		case fromNoise:
+			noise.advance()
+		case top == nil:
 			normal.advance()
-		} else if top.advance() {
+		case top.advance():
 			h.fix()
-		} else {
+		default:
 			h.pop()
 		}
 	}

@@ -26,6 +26,8 @@ func TestDeterminism(t *testing.T) {
 		{name: "no scenarios", mutate: func(c *Config) { c.Scenarios = nil }},
 		{name: "other start", mutate: func(c *Config) { c.Start = c.Start.Add(time.Hour) }},
 		{name: "fixed count", mutate: func(c *Config) { c.Events = 50_000 }},
+		{name: "with noise", mutate: func(c *Config) { c.Noise = 1 }},
+		{name: "no noise is noise 0", mutate: func(c *Config) { c.Noise = 0 }, same: true},
 	}
 	g := mustNew(t, base)
 	want, n := digest(t, g)

@@ -41,7 +41,11 @@ type keyInfo struct {
 	profile                        [24]float64
 	// Normal traffic of the key is replaced by a scenario in [supFrom, supTo).
 	supFrom, supTo int64
-	ordinary       bool
+	// From moveAt on (noise: the client moved hosts) the key's traffic
+	// comes from movedIPs instead of homeIPs.
+	moveAt   int64
+	movedIPs []string
+	ordinary bool
 }
 
 // Traffic shares of OAuth apps and unauthenticated clients in normal traffic.
@@ -145,6 +149,6 @@ func (g *Generator) newKey(r *rng, i int, a *account, uas []string) keyEntry {
 	return keyEntry{key: k, role: role, info: keyInfo{
 		secret: k.Secret, id: k.ID, env: k.Env, accountID: a.id, ua: k.UserAgent, acct: a,
 		homeIPs: k.HomeIPs, allow: allow, signed: k.SignedShare, profile: k.HourlyProfile,
-		supFrom: math.MaxInt64, supTo: math.MaxInt64, ordinary: role < 0 || role == roleOpen,
+		supFrom: math.MaxInt64, supTo: math.MaxInt64, moveAt: math.MaxInt64, ordinary: role < 0 || role == roleOpen,
 	}}
 }

@@ -6,16 +6,17 @@ import (
 
 // Scenario names.
 const (
-	ScenarioInvalidSignatureBurst = "invalid_signature_burst"
-	ScenarioClockSkew             = "clock_skew"
-	ScenarioOutsideAllowlist      = "outside_allowlist"
-	ScenarioKeyEnumeration        = "key_enumeration"
-	ScenarioExpiredKeyInUse       = "expired_key_in_use"
-	ScenarioUsageSpike            = "usage_spike"
-	ScenarioErrorRateJump         = "error_rate_jump"
-	ScenarioDormantKeyReturns     = "dormant_key_returns"
-	ScenarioBrowserExposedKey     = "browser_exposed_key"
-	ScenarioAuthFailureBurstIP    = "auth_failure_burst_ip"
+	ScenarioInvalidSignatureBurst    = "invalid_signature_burst"
+	ScenarioClockSkew                = "clock_skew"
+	ScenarioOutsideAllowlist         = "outside_allowlist"
+	ScenarioOutsideAllowlistRejected = "outside_allowlist_rejected"
+	ScenarioKeyEnumeration           = "key_enumeration"
+	ScenarioExpiredKeyInUse          = "expired_key_in_use"
+	ScenarioUsageSpike               = "usage_spike"
+	ScenarioErrorRateJump            = "error_rate_jump"
+	ScenarioDormantKeyReturns        = "dormant_key_returns"
+	ScenarioBrowserExposedKey        = "browser_exposed_key"
+	ScenarioAuthFailureBurstIP       = "auth_failure_burst_ip"
 )
 
 // ScenarioInfo describes an injectable incident.
@@ -33,6 +34,7 @@ func Scenarios() []ScenarioInfo {
 		{ScenarioInvalidSignatureBurst, "~200 invalid_signature 401s on one key in 5 min from a few IPs, most outside its network (forgery/probing)", 5 * time.Minute},
 		{ScenarioClockSkew, "one key's client clock runs 7–10 min ahead: its signed requests fail invalid_signature from its usual IP (benign)", 2 * time.Hour},
 		{ScenarioOutsideAllowlist, "a key used from IPs outside its allowlist: mostly 401 ip_not_whitelisted, a handful wrongly let through with 200", 20 * time.Minute},
+		{ScenarioOutsideAllowlistRejected, "a key tried a few times from one address outside its allowlist (a laptop at home), every request rejected 401 ip_not_whitelisted: a signal, not an alert", 20 * time.Minute},
 		{ScenarioKeyEnumeration, "one IP tries well over 100 distinct random keys in a few minutes, all 401 invalid_api_key", 4 * time.Minute},
 		{ScenarioExpiredKeyInUse, "a forgotten job keeps polling with an expired key, getting 401 expired_api_key", 2 * time.Hour},
 		{ScenarioUsageSpike, "a normally quiet key runs at 12–20× its normal rate for 30 min, all successful", 30 * time.Minute},
@@ -88,16 +90,17 @@ type planner func(g *Generator, r *rng, start, length int64) (plan, Incident)
 
 func planners() map[string]planner {
 	return map[string]planner{
-		ScenarioInvalidSignatureBurst: planInvalidSignatureBurst,
-		ScenarioClockSkew:             planClockSkew,
-		ScenarioOutsideAllowlist:      planOutsideAllowlist,
-		ScenarioKeyEnumeration:        planKeyEnumeration,
-		ScenarioExpiredKeyInUse:       planExpiredKeyInUse,
-		ScenarioUsageSpike:            planUsageSpike,
-		ScenarioErrorRateJump:         planErrorRateJump,
-		ScenarioDormantKeyReturns:     planDormantKeyReturns,
-		ScenarioBrowserExposedKey:     planBrowserExposedKey,
-		ScenarioAuthFailureBurstIP:    planAuthFailureBurstIP,
+		ScenarioInvalidSignatureBurst:    planInvalidSignatureBurst,
+		ScenarioClockSkew:                planClockSkew,
+		ScenarioOutsideAllowlist:         planOutsideAllowlist,
+		ScenarioOutsideAllowlistRejected: planOutsideRejected,
+		ScenarioKeyEnumeration:           planKeyEnumeration,
+		ScenarioExpiredKeyInUse:          planExpiredKeyInUse,
+		ScenarioUsageSpike:               planUsageSpike,
+		ScenarioErrorRateJump:            planErrorRateJump,
+		ScenarioDormantKeyReturns:        planDormantKeyReturns,
+		ScenarioBrowserExposedKey:        planBrowserExposedKey,
+		ScenarioAuthFailureBurstIP:       planAuthFailureBurstIP,
 	}
 }
 
@@ -128,12 +131,16 @@ func (g *Generator) planScenarios(names []string) {
 }
 
 // place picks a scenario's interval: its nominal length, at most half the
-// window, starting no earlier than a quarter into the window when that
-// leaves room, so detectors see a baseline first.
+// window, starting no earlier than a quarter into the window (or
+// Config.ScenarioStart) when that leaves room, so detectors see a baseline
+// first.
 func (g *Generator) place(r *rng, nominal time.Duration) (start, length int64) {
 	d := g.end - g.start
 	length = max(1, min(nominal.Milliseconds(), d/2))
 	lo, hi := g.start+d/4, g.end-length
+	if !g.cfg.ScenarioStart.IsZero() {
+		lo = g.cfg.ScenarioStart.UnixMilli()
+	}
 	if lo > hi {
 		lo = g.start
 	}

@@ -122,6 +122,15 @@ func TestScenarios(t *testing.T) {
 			}), 20, 100)
 			expect(t, "let through from outside", count(evs, func(e *Event) bool { return outside(e) && e.Status < 400 }), 3, 10)
 		}},
+		{ScenarioOutsideAllowlistRejected, func(t *testing.T, o *observed, inc Incident, evs []Event) {
+			k := o.keys[inc.KeyID]
+			if len(k.AllowedCIDRs) == 0 || k.Env != EnvLive {
+				t.Fatalf("key %s: env %s, allowlist %v", k.ID, k.Env, k.AllowedCIDRs)
+			}
+			outside := func(e *Event) bool { return e.KeyID == k.ID && !allowed(t, k.AllowedCIDRs, e.ClientIP) }
+			expect(t, "rejected from outside", count(evs, func(e *Event) bool { return outside(e) && e.ErrorCode == CodeIPNotWhitelisted }), 5, 9)
+			expect(t, "let through from outside", count(evs, func(e *Event) bool { return outside(e) && e.Status < 400 }), 0, 0)
+		}},
 		{ScenarioKeyEnumeration, func(t *testing.T, o *observed, inc Incident, evs []Event) {
 			from := func(e *Event) bool { return e.ClientIP == inc.ClientIP }
 			expect(t, "distinct keys tried", distinct(evs, func(e *Event) string { return e.APIKey }, from), 100, 1000)

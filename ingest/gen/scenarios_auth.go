@@ -93,6 +93,41 @@ func planOutsideAllowlist(g *Generator, r *rng, _, length int64) (plan, Incident
 	}
 }
 
+// planOutsideRejected: an ordinary live key with an allowlist is tried
+// 5–9 times from one address outside it (its owner at home, say); the
+// gateway rejects every request with ip_not_whitelisted. Fewer than the
+// ip_not_whitelisted burst rule's 10, so it is evidence for a digest, not
+// an alert. The key is drawn from the scenario's own stream.
+func planOutsideRejected(g *Generator, r *rng, _, length int64) (plan, Incident) {
+	var cands []*keyInfo
+	for i := range g.info {
+		if ki := &g.info[i]; ki.ordinary && ki.rate > 0 && ki.env == EnvLive && len(ki.allow) > 0 {
+			cands = append(cands, ki)
+		}
+	}
+	ki := &g.info[g.role[roleOutsideAllow]] // small registries: fall back to the outside_allowlist key
+	if len(cands) > 0 {
+		ki = pick(r, cands)
+	}
+	ip := g.foreignIP(r, g.resBlocks, r.chance(0.3)).String()
+	p := plan{n: r.between(5, 9)}
+	p.fill = func(r *rng, _ int, tms int64, ev *Event) {
+		g.keyAuth(ev, r, ki)
+		ev.ClientIP = ip
+		g.shape(ev, r, g.pickEndpoint(r), ki.acct)
+		if r.float() < ki.signed {
+			signNormal(ev, r, tms)
+		}
+		g.fail(ev, r, http.StatusUnauthorized, CodeIPNotWhitelisted)
+	}
+	return p, Incident{
+		KeyID:     ki.id,
+		ClientIPs: []string{ip},
+		Description: fmt.Sprintf("key %s tried %d times over %v from %s, outside its allowlist: all rejected ip_not_whitelisted, none let through",
+			ki.id, p.n, durationMs(length), ip),
+	}
+}
+
 // planKeyEnumeration: one address tries many random keys, each once or
 // twice; none exists, so the gateway knows no key_id.
 func planKeyEnumeration(g *Generator, r *rng, _, length int64) (plan, Incident) {

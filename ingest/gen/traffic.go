@@ -47,7 +47,8 @@ func (g *Generator) fillKey(ev *Event, r *rng, ki *keyInfo, tms int64) {
 	if r.chance(altUAShare) {
 		ev.UserAgent = "curl/8.5.0"
 	}
-	ev.ClientIP = ki.homeIPs[r.intn(len(ki.homeIPs))]
+	ips := ki.ipsAt(tms)
+	ev.ClientIP = ips[r.intn(len(ips))]
 	ep := g.pickEndpoint(r)
 	g.shape(ev, r, ep, ki.acct)
 	signed := ki.signed > 0 && r.float() < ki.signed
