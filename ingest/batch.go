@@ -14,7 +14,7 @@ import (
 type batch struct {
 	rows    event.Rows
 	dead    []event.DeadLetter
-	last    map[partitionKey]kafka.Message // highest message per partition
+	parts   map[partitionKey]*partStats // per partition read into the batch
 	bytes   int
 	started time.Time
 }
@@ -24,29 +24,59 @@ type partitionKey struct {
 	partition int
 }
 
+// partStats is what a batch holds of one partition: enough to commit it and
+// to report its progress.
+type partStats struct {
+	last      kafka.Message // highest message, without its payload
+	fetchedAt time.Time     // when FetchMessage returned last
+	n         int           // rows and dead letters
+	hasTS     bool          // minTS and maxTS are set (the partition has rows)
+	minTS     int64         // earliest event time of its rows, unix ms
+	maxTS     int64         // latest event time of its rows, unix ms
+}
+
+// observe records the event time of one row, in unix milliseconds.
+func (p *partStats) observe(ms int64) {
+	if !p.hasTS {
+		p.minTS, p.maxTS, p.hasTS = ms, ms, true
+		return
+	}
+	p.minTS = min(p.minTS, ms)
+	p.maxTS = max(p.maxTS, ms)
+}
+
 func newBatch() *batch {
-	return &batch{last: make(map[partitionKey]kafka.Message)}
+	return &batch{parts: make(map[partitionKey]*partStats)}
 }
 
 func (b *batch) len() int    { return b.rows.Len() + len(b.dead) }
 func (b *batch) empty() bool { return b.len() == 0 }
 
-// track records msg as read, for the commit.
-func (b *batch) track(msg kafka.Message) {
+// track records msg, fetched at now, as read, for the commit and the
+// progress report, and returns its partition's stats.
+func (b *batch) track(msg kafka.Message, now time.Time) *partStats {
 	b.bytes += len(msg.Value)
 	k := partitionKey{msg.Topic, msg.Partition}
-	if cur, ok := b.last[k]; !ok || msg.Offset > cur.Offset {
-		// Keep only what a commit needs, not the payload.
-		b.last[k] = kafka.Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, HighWaterMark: msg.HighWaterMark}
+	p := b.parts[k]
+	if p == nil {
+		p = &partStats{last: kafka.Message{Offset: -1}}
+		b.parts[k] = p
 	}
+	p.n++
+	if msg.Offset > p.last.Offset {
+		// Keep only what a commit needs, not the payload.
+		p.last = kafka.Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, HighWaterMark: msg.HighWaterMark}
+		p.fetchedAt = now
+	}
+	return p
 }
 
 // commitMessages returns the last message of each partition, in a stable
 // order.
 func (b *batch) commitMessages() []kafka.Message {
-	out := make([]kafka.Message, 0, len(b.last))
-	for _, m := range b.last {
-		out = append(out, m)
+	out := make([]kafka.Message, 0, len(b.parts))
+	for _, p := range b.parts {
+		out = append(out, p.last)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Topic != out[j].Topic {
@@ -61,7 +91,7 @@ func (b *batch) reset() {
 	b.rows.Reset()
 	clear(b.dead) // drop references to strings
 	b.dead = b.dead[:0]
-	clear(b.last)
+	clear(b.parts)
 	b.bytes = 0
 	b.started = time.Time{}
 }

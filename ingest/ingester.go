@@ -45,6 +45,14 @@ type Options struct {
 	ShutdownTimeout  time.Duration // time to flush and commit after ctx ends (30s)
 	CommitTimeout    time.Duration // limit on one offset commit (10s)
 	CommitAttempts   int           // commits tried before giving up on a batch's offsets (5)
+
+	// Progress, when not nil, receives a row per partition of every batch
+	// written and heartbeats while nothing is in flight (ingest_progress).
+	Progress         ProgressWriter
+	ProgressInterval time.Duration // heartbeat period while nothing is in flight (1s)
+	Topic            string        // topic named by the heartbeat of an ingester with no partition to report
+	Group            string        // consumer group recorded with progress
+	Instance         string        // instance name recorded with progress (host:pid)
 }
 
 func (o *Options) setDefaults() {
@@ -69,6 +77,7 @@ func (o *Options) setDefaults() {
 	defD(&o.RetryMax, 30*time.Second)
 	defD(&o.ShutdownTimeout, 30*time.Second)
 	defD(&o.CommitTimeout, 10*time.Second)
+	defD(&o.ProgressInterval, time.Second)
 }
 
 // Ingester moves events from a Source to a Sink. Create it with New and
@@ -81,6 +90,7 @@ type Ingester struct {
 	metrics *Metrics
 	decoder *event.Decoder
 	now     func() time.Time
+	track   *tracker // nil without Options.Progress
 
 	sinkOK atomic.Bool // last write succeeded
 }
@@ -95,6 +105,9 @@ func New(src Source, sink Sink, opts Options, log *slog.Logger, metrics *Metrics
 		src: src, sink: sink, opts: opts, log: log, metrics: metrics,
 		decoder: event.NewDecoder(opts.MaxMessageBytes, opts.MaxFuture),
 		now:     time.Now,
+	}
+	if opts.Progress != nil {
+		in.track = newTracker(opts.Progress, opts, log, metrics, in.now)
 	}
 	in.sinkOK.Store(true)
 	return in
@@ -129,6 +142,19 @@ func (in *Ingester) Run(ctx context.Context) error {
 	free <- newBatch()
 	free <- newBatch()
 
+	// Progress is written by a goroutine of its own so that a slow or
+	// failing insert never holds up the data; it writes what is left after
+	// the writer is done.
+	writerDone := make(chan struct{})
+	var pwg sync.WaitGroup
+	if in.track != nil {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			in.track.run(wctx, writerDone)
+		}()
+	}
+
 	var wg sync.WaitGroup
 	var writeErr error
 	wg.Add(1)
@@ -140,32 +166,52 @@ func (in *Ingester) Run(ctx context.Context) error {
 	readErr := in.readLoop(ctx, full, free)
 	close(full)
 	wg.Wait()
+	close(writerDone)
+	pwg.Wait()
 	return errors.Join(readErr, writeErr)
 }
 
 // readLoop fetches, decodes and batches until ctx ends, handing full or old
-// batches to the writer.
+// batches to the writer. With progress enabled it also heartbeats every
+// ProgressInterval while nothing is in flight.
 func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-chan *batch) error {
 	b := <-free
-	// fetch is the context of FetchMessage: ctx while the batch is empty,
-	// then ctx with the batch's flush deadline.
+	// fetch is the context of FetchMessage: while the batch is empty, ctx
+	// (with the next heartbeat as deadline when progress is on), then ctx
+	// with the batch's flush deadline.
 	fetch := fetchContext{ctx: ctx, cancel: func() {}}
 	defer func() { fetch.cancel() }()
-	flush := func() bool {
+	nextBeat := in.now().Add(in.opts.ProgressInterval)
+	arm := func() {
 		fetch.cancel()
-		fetch = fetchContext{ctx: ctx, cancel: func() {}}
+		switch {
+		case !b.empty():
+			fetch.ctx, fetch.cancel = context.WithDeadline(ctx, b.started.Add(in.opts.FlushInterval))
+		case in.track != nil:
+			fetch.ctx, fetch.cancel = context.WithDeadline(ctx, nextBeat)
+		default:
+			fetch = fetchContext{ctx: ctx, cancel: func() {}}
+		}
+	}
+	arm()
+	flush := func() bool {
 		if b.empty() {
 			return true
 		}
+		fetch.cancel()
 		in.metrics.batchAge.Observe(in.now().Sub(b.started).Seconds())
 		// Lag per partition once per batch, not per message (a label
 		// lookup on the hot path).
-		for k, m := range b.last {
-			if m.HighWaterMark > 0 {
+		for k, p := range b.parts {
+			if m := p.last; m.HighWaterMark > 0 {
 				in.metrics.lag.WithLabelValues(k.topic, itoa(k.partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
 			}
 		}
 		full <- b
+		defer func() {
+			nextBeat = in.now().Add(in.opts.ProgressInterval)
+			arm()
+		}()
 		select {
 		case b = <-free:
 			return true
@@ -183,6 +229,11 @@ func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-cha
 			case ctx.Err() != nil:
 				flush()
 				return nil
+			case errors.Is(err, context.DeadlineExceeded) && fetch.ctx != ctx && b.empty():
+				in.beat(len(free) == 1)
+				nextBeat = in.now().Add(in.opts.ProgressInterval)
+				arm()
+				continue
 			case errors.Is(err, context.DeadlineExceeded) && fetch.ctx != ctx:
 				flush() // the batch is FlushInterval old
 				continue
@@ -200,15 +251,27 @@ func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-cha
 			}
 		}
 		now := in.now()
-		if b.empty() {
-			b.started = now
-			fetch.ctx, fetch.cancel = context.WithDeadline(ctx, now.Add(in.opts.FlushInterval))
-		}
+		wasEmpty := b.empty()
 		in.add(b, msg, now)
+		if wasEmpty {
+			b.started = now
+			arm()
+		}
 		if b.len() >= in.opts.MaxRows || b.bytes >= in.opts.MaxBytes {
 			flush()
 		}
 	}
+}
+
+// beat writes a heartbeat if the writer is idle (the batch being filled is
+// empty: the caller checked). The reader holds one of the two batches, so
+// the writer is idle when the other is free: it has written that batch and
+// queued its progress.
+func (in *Ingester) beat(writerIdle bool) {
+	if in.track == nil || !writerIdle {
+		return
+	}
+	in.track.heartbeat(in.now())
 }
 
 type fetchContext struct {
@@ -220,7 +283,7 @@ type fetchContext struct {
 func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 	in.metrics.messagesIn.Inc()
 	in.metrics.bytesIn.Add(float64(len(msg.Value)))
-	b.track(msg)
+	p := b.track(msg, now)
 	row, err := in.decoder.Decode(msg.Value, now)
 	if err != nil {
 		dl := event.NewDeadLetter(err, msg.Value, msg.Key, msg.Topic, int32(msg.Partition), msg.Offset, in.opts.MaxDeadLetterRaw, now.UTC())
@@ -229,6 +292,7 @@ func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 		return
 	}
 	row.KafkaPartition, row.KafkaOffset = int32(msg.Partition), msg.Offset
+	p.observe(row.TS.UnixMilli())
 	b.rows.Append(&row)
 }
 
@@ -243,6 +307,9 @@ func (in *Ingester) writeLoop(ctx context.Context, full <-chan *batch, free chan
 			lost += b.len()
 			in.log.Error("batch not written before shutdown timeout; its messages stay uncommitted and will be read again", "messages", b.len(), "err", err)
 		} else {
+			if in.track != nil {
+				in.track.written(b) // stored: progress may claim it
+			}
 			in.commit(ctx, b)
 		}
 		b.reset()

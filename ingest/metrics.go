@@ -23,6 +23,9 @@ type Metrics struct {
 	writeLatency prometheus.Histogram
 	batchRows    prometheus.Histogram
 	batchAge     prometheus.Histogram
+
+	progressErrors prometheus.Counter
+	completeTo     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg, if not nil.
@@ -57,13 +60,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Messages per written batch.", Buckets: prometheus.ExponentialBuckets(10, 4, 9)}),
 		batchAge: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_age_seconds",
 			Help: "Age of a batch when handed to the writer.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
+		progressErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "progress_write_errors_total",
+			Help: "Failed inserts into ingest_progress (retried with the next batch or heartbeat)."}),
+		completeTo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "partition_complete_to_seconds",
+			Help: "Unix time before which every event of the partition is stored, as last written to ingest_progress."}, []string{"topic", "partition"}),
 	}
 	for _, r := range event.Reasons {
 		m.deadLetters.WithLabelValues(string(r))
 	}
 	if reg != nil {
 		reg.MustRegister(m.messagesIn, m.bytesIn, m.rowsOut, m.deadOut, m.deadLetters, m.writeErrors, m.fetchErrors,
-			m.commits, m.commitErrors, m.lastCommit, m.lag, m.writeLatency, m.batchRows, m.batchAge)
+			m.commits, m.commitErrors, m.lastCommit, m.lag, m.writeLatency, m.batchRows, m.batchAge,
+			m.progressErrors, m.completeTo)
 	}
 	return m
 }
