@@ -18,6 +18,8 @@
 //   - a reply (thread_ts) to a message that does not exist or was deleted
 //     (DeleteMessage) is posted as a new message, and the answer's message
 //     has no thread_ts.
+//   - a reply with reply_broadcast=true is kept as a broadcast reply
+//     (Request.ReplyBroadcast, Message.Broadcast).
 //   - chat.update needs a channel id, not a name (channel_not_found), and
 //     the ts of a message it holds (message_not_found).
 //   - Web API errors are HTTP 200 {"ok":false,"error":"…"}; rate limits are
@@ -77,11 +79,14 @@ type Request struct {
 	// Body is the raw body as received, with the form "token" field removed.
 	Body []byte
 
-	Channel  string          // channel field
-	TS       string          // ts field (chat.update)
-	ThreadTS string          // thread_ts field
-	Text     string          // text field (the notification fallback)
-	Blocks   json.RawMessage // the blocks array as sent; nil when none
+	Channel  string // channel field
+	TS       string // ts field (chat.update)
+	ThreadTS string // thread_ts field
+	// ReplyBroadcast is the reply_broadcast field: a thread reply also
+	// shown in the channel.
+	ReplyBroadcast bool
+	Text           string          // text field (the notification fallback)
+	Blocks         json.RawMessage // the blocks array as sent; nil when none
 
 	// Status is the HTTP status the server answered (0 while the request
 	// is still being answered); Error the Slack error code it answered with
@@ -146,10 +151,13 @@ type Message struct {
 	Channel  string // channel id ("" for webhooks)
 	TS       string // its timestamp ("" for webhooks)
 	ThreadTS string // the parent's ts, for a thread reply
-	Text     string
-	Blocks   json.RawMessage
-	Updates  int  // chat.update calls applied to it
-	Webhook  bool // posted through the webhook
+	// Broadcast: a thread reply that is also shown in the channel
+	// (reply_broadcast).
+	Broadcast bool
+	Text      string
+	Blocks    json.RawMessage
+	Updates   int  // chat.update calls applied to it
+	Webhook   bool // posted through the webhook
 
 	order int // post order
 }
@@ -619,6 +627,7 @@ func parseBody(req *Request, contentType string, raw []byte) error {
 		req.Form = form
 		req.Body = tokenField.ReplaceAll(raw, nil)
 		req.Channel, req.TS, req.ThreadTS, req.Text = form.Get("channel"), form.Get("ts"), form.Get("thread_ts"), form.Get("text")
+		req.ReplyBroadcast = form.Get("reply_broadcast") == "true"
 		if b := form.Get("blocks"); b != "" {
 			req.Blocks = json.RawMessage(b)
 		}
@@ -635,6 +644,7 @@ func parseBody(req *Request, contentType string, raw []byte) error {
 	req.JSON = body
 	str := func(k string) string { v, _ := body[k].(string); return v }
 	req.Channel, req.TS, req.ThreadTS, req.Text = str("channel"), str("ts"), str("thread_ts"), str("text")
+	req.ReplyBroadcast = body["reply_broadcast"] == true || str("reply_broadcast") == "true"
 	if b, ok := body["blocks"]; ok && b != nil {
 		req.Blocks, _ = json.Marshal(b)
 	}
@@ -760,7 +770,7 @@ func (s *Server) api(req *Request, parseErr error) (int, string, string) {
 			threadTS = ""
 		}
 		ts := s.nextTS()
-		s.msgs[ch+"/"+ts] = &Message{Channel: ch, TS: ts, ThreadTS: threadTS, Text: req.Text, Blocks: req.Blocks, order: s.seq}
+		s.msgs[ch+"/"+ts] = &Message{Channel: ch, TS: ts, ThreadTS: threadTS, Broadcast: threadTS != "" && req.ReplyBroadcast, Text: req.Text, Blocks: req.Blocks, order: s.seq}
 		msg := map[string]any{"type": "message", "text": req.Text, "ts": ts}
 		if threadTS != "" {
 			msg["thread_ts"] = threadTS
