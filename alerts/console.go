@@ -45,15 +45,21 @@ func (c *Console) Notify(_ context.Context, m *Message) (Receipt, error) {
 func RenderText(m *Message, id string) string {
 	var b strings.Builder
 	sev := strings.ToUpper(m.Severity)
-	switch m.Kind {
-	case KindRepeat:
+	switch {
+	case m.Kind == KindRepeat:
 		fmt.Fprintf(&b, "── [%s] %s — still happening (repeat %d, thread %s) → %s\n", sev, m.RuleName, m.Repeats, m.ThreadTS, m.Channel)
-	case KindResolved:
+	case m.Kind == KindEscalation:
+		fmt.Fprintf(&b, "── [%s] %s — %s (thread %s, also sent to the channel) → %s\n", sev, m.RuleName, EscalationText(m), m.ThreadTS, m.Channel)
+	case m.Kind == KindCatchup:
+		fmt.Fprintf(&b, "── [%s] %s → %s [%s]\n", sev, secret.Redact(CatchupHeadline(m)), m.Channel, id)
+	case m.Kind == KindResolved && m.Folded:
+		fmt.Fprintf(&b, "── [RESOLVED] %s → %s [%s]\n", FoldedResolvedHeadline(m), m.Channel, id)
+	case m.Kind == KindResolved:
 		fmt.Fprintf(&b, "── [RESOLVED] %s (thread %s) → %s\n", m.RuleName, m.ThreadTS, m.Channel)
 	default:
 		fmt.Fprintf(&b, "── [%s] %s — %d group(s) at %s → %s [%s]\n", sev, m.RuleName, m.TotalGroups, m.EvalTime.UTC().Format(time.RFC3339), m.Channel, id)
 	}
-	if m.Mention != "" && m.Kind == KindAlert {
+	if m.Mention != "" && (m.Kind == KindAlert || m.Kind == KindEscalation || m.Kind == KindCatchup) {
 		fmt.Fprintf(&b, "   %s\n", m.Mention)
 	}
 	for _, f := range m.Findings {
@@ -68,20 +74,36 @@ func RenderText(m *Message, id string) string {
 		if f.AccountID != "" {
 			parts = append(parts, "account "+f.AccountID)
 		}
+		if m.Kind == KindCatchup {
+			parts = append(parts, "evaluated "+TimeText(f.EvalTime))
+			if n := m.GroupCounts[f.GroupKey]; n > 1 {
+				parts = append(parts, fmt.Sprintf("%d findings", n))
+			}
+		}
 		if len(f.Evidence.TopClientIPs) > 0 {
 			parts = append(parts, "top IPs "+strings.Join(f.Evidence.TopClientIPs, ", "))
 		}
 		if len(f.Evidence.SampleRequestIDs) > 0 {
 			parts = append(parts, "requests "+strings.Join(f.Evidence.SampleRequestIDs, ", "))
 		}
+		if f.EscalatedFrom != "" && m.Kind != KindEscalation {
+			parts = append(parts, "escalated from "+f.EscalatedFrom+" to "+f.Severity)
+		}
 		if len(parts) > 0 {
 			fmt.Fprintf(&b, "     %s\n", secret.Redact(strings.Join(parts, " · ")))
 		}
+		if f.Late() {
+			fmt.Fprintf(&b, "     %s\n", LateDataNote)
+		}
 	}
 	if extra := m.TotalGroups - len(m.Findings); extra > 0 && m.Kind != KindResolved {
-		fmt.Fprintf(&b, "   … and %d more\n", extra)
+		if m.Kind == KindCatchup {
+			fmt.Fprintf(&b, "   … and %d more groups (%d findings in all)\n", extra, m.TotalFindings)
+		} else {
+			fmt.Fprintf(&b, "   … and %d more\n", extra)
+		}
 	}
-	if m.Kind == KindAlert {
+	if m.Kind == KindAlert || m.Kind == KindCatchup {
 		if m.Description != "" {
 			fmt.Fprintf(&b, "   What it means: %s\n", strings.TrimSpace(m.Description))
 		}

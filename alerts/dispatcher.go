@@ -27,6 +27,15 @@ type Options struct {
 	RetryMin     time.Duration // first retry delay (1s)
 	RetryMax     time.Duration // longest wait, including a Retry-After (60s)
 	SendResolved bool          // post a note in the thread when an incident's condition clears
+	// CatchupAfter: findings evaluated longer ago than this when they are
+	// delivered (replayed after an outage, a `detect --from` catch-up, or
+	// held up by a Slack outage) are folded into one message per rule and
+	// channel, and resolutions of incidents whose last match is that old
+	// into one note per rule and channel (10m).
+	CatchupAfter time.Duration
+	// WakeDelay: after Wake, how long Run waits for more wakes (the other
+	// rules of the same tick) before its cycle (100ms).
+	WakeDelay time.Duration
 }
 
 func (o *Options) defaults() {
@@ -51,6 +60,12 @@ func (o *Options) defaults() {
 	if o.RetryMax <= 0 {
 		o.RetryMax = 60 * time.Second
 	}
+	if o.CatchupAfter <= 0 {
+		o.CatchupAfter = 10 * time.Minute
+	}
+	if o.WakeDelay <= 0 {
+		o.WakeDelay = 100 * time.Millisecond
+	}
 }
 
 // RuleLookup returns the rule with an id, or nil.
@@ -72,6 +87,7 @@ type Dispatcher struct {
 	metrics  *Metrics
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
+	wake     chan struct{} // Wake's signal to Run; one buffered, so wakes coalesce
 }
 
 // NewDispatcher returns a Dispatcher. metrics may be nil.
@@ -80,11 +96,28 @@ func NewDispatcher(store *Store, n Notifier, lookup RuleLookup, opts Options, lo
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Dispatcher{store: store, notifier: n, rules: lookup, opts: opts, log: log, metrics: metrics, now: time.Now, sleep: sleepCtx}
+	return &Dispatcher{store: store, notifier: n, rules: lookup, opts: opts, log: log, metrics: metrics, now: time.Now, sleep: sleepCtx,
+		wake: make(chan struct{}, 1)}
 }
 
-// Run runs a cycle every PollInterval until ctx ends. A failed cycle is
-// logged and retried at the next tick; it never stops detection.
+// Wake asks Run for a cycle now, for findings just stored: detect calls it
+// after saving findings, so alerts do not wait for the next PollInterval.
+// It never blocks; wakes that arrive before the cycle starts are served by
+// one cycle. A nil Dispatcher (alerts disabled) ignores it.
+func (d *Dispatcher) Wake() {
+	if d == nil {
+		return
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default: // a wake is already pending
+	}
+}
+
+// Run runs a cycle at once, then whenever Wake is called (after WakeDelay,
+// to serve a burst of wakes with one cycle) and at the latest every
+// PollInterval, until ctx ends. A failed cycle is logged and retried at the
+// next tick; it never stops detection.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	t := time.NewTicker(d.opts.PollInterval)
 	defer t.Stop()
@@ -96,19 +129,29 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-d.wake:
+			if sleepCtx(ctx, d.opts.WakeDelay) != nil {
+				return nil
+			}
+			select {
+			case <-d.wake: // woken again while waiting: this cycle serves it
+			default:
+			}
 		}
 	}
 }
 
 // Stats counts what a cycle did.
 type Stats struct {
-	Messages  int // messages sent
-	Sent      int // findings delivered
-	Silenced  int
-	Retrying  int // findings whose delivery failed and will be retried
-	Failed    int // findings whose delivery failed for good
-	Resolved  int // resolution notes sent
-	Remaining int // findings still pending after the cycle
+	Messages    int // messages sent
+	Sent        int // findings delivered
+	Silenced    int
+	Retrying    int // findings whose delivery failed and will be retried
+	Failed      int // findings whose delivery failed for good
+	Resolved    int // incidents resolved (resolution notes, or incidents listed in a folded note)
+	Folded      int // findings delivered in catch-up messages (included in Sent)
+	Escalations int // escalations delivered into their incident's thread
+	Remaining   int // findings still pending after the cycle
 }
 
 type msgKey struct {
@@ -119,11 +162,15 @@ type msgKey struct {
 	threadTS string
 }
 
-// Cycle delivers what is pending now and returns what it did. Findings
-// are taken in evaluation order, so that a repeat of an incident opened
-// earlier in the same cycle goes to its thread. The attempts of each message
-// are recorded as soon as it is sent; if recording fails the cycle stops,
-// so that at most one message can be sent again by the next cycle.
+// Cycle delivers what is pending now and returns what it did. Silenced
+// findings are recorded first. Findings evaluated more than CatchupAfter
+// ago are folded into one catch-up message per rule and channel (see
+// catchup); the others are taken in evaluation order, so that a repeat of an
+// incident opened earlier in the same cycle (or by a catch-up message) goes
+// to its thread, and an escalation of an open incident goes to its thread,
+// broadcast. The attempts of each message are recorded as soon as it is
+// sent; if recording fails the cycle stops, so that at most one message can
+// be sent again by the next cycle.
 func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := d.now().UTC()
@@ -153,12 +200,18 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	byEval := map[evalKey][]pending{}
 	var evals []evalKey
 	var silenced []Attempt
+	var old []pending
+	catchupBefore := now.Add(-d.opts.CatchupAfter)
 	for _, p := range pend {
 		f := p.Finding
 		if s := silencedBy(silences, &f, now); s != nil {
 			silenced = append(silenced, d.attempt(now, &f, KindAlert, "", p.Attempts+1, OutcomeSilenced, nil, Receipt{}, "", s.ID))
 			d.metrics.deliveries.WithLabelValues(d.notifier.Name(), KindAlert, OutcomeSilenced).Inc()
 			st.Silenced++
+			continue
+		}
+		if f.EvalTime.Before(catchupBefore) {
+			old = append(old, p)
 			continue
 		}
 		k := evalKey{f.RuleID, f.EvalTime.Unix()}
@@ -170,6 +223,11 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	if err := record(silenced); err != nil {
 		return st, err
 	}
+	// Old findings first: they open the incidents that fresher findings of
+	// the same groups then thread under.
+	if err := d.catchup(ctx, now, old, incidents, record, &st); err != nil {
+		return st, err
+	}
 	sort.SliceStable(evals, func(i, j int) bool {
 		if evals[i].eval != evals[j].eval {
 			return evals[i].eval < evals[j].eval
@@ -178,7 +236,7 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	})
 
 	for _, ek := range evals {
-		// Decide alert or repeat now, with the incidents opened so far.
+		// Decide alert, repeat or escalation now, with the incidents opened so far.
 		groups := map[msgKey][]pending{}
 		var order []msgKey
 		for _, p := range byEval[ek] {
@@ -186,6 +244,12 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 			k := msgKey{rule: ek.rule, eval: ek.eval, channel: ch, kind: KindAlert}
 			if inc := incidents[incidentKey(p.RuleID, p.GroupKey)]; inc != nil {
 				k.kind, k.threadTS = KindRepeat, inc.ParentTS
+				if p.EscalatedFrom != "" {
+					k.kind = KindEscalation
+				}
+				if inc.Channel != "" {
+					k.channel = inc.Channel // a thread lives in its parent's channel
+				}
 			}
 			if _, ok := groups[k]; !ok {
 				order = append(order, k)
@@ -194,20 +258,12 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 		}
 		for _, k := range order {
 			ps := groups[k]
-			sort.SliceStable(ps, func(i, j int) bool { return ps[i].Value > ps[j].Value })
+			sortPending(ps)
 			m := d.message(k, ps, incidents)
 			rec, err := d.deliver(ctx, m)
-			outcome := OutcomeSent
-			switch {
-			case err == nil:
-				st.Messages++
-				st.Sent += len(ps)
-			case isRetryable(err):
-				outcome = OutcomeRetry
-				st.Retrying += len(ps)
-			default:
-				outcome = OutcomeFailed
-				st.Failed += len(ps)
+			outcome := d.count(&st, err, len(ps))
+			if outcome == OutcomeSent && k.kind == KindEscalation {
+				st.Escalations++
 			}
 			var as []Attempt
 			for _, p := range ps {
@@ -242,12 +298,42 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 	st.Remaining = st.Retrying
 	d.metrics.pending.Set(float64(st.Retrying))
 	if st.Messages+st.Silenced+st.Failed+st.Resolved+st.Retrying > 0 {
-		d.log.Info("alerts delivered", "messages", st.Messages, "findings", st.Sent, "silenced", st.Silenced, "retrying", st.Retrying, "failed", st.Failed, "resolved", st.Resolved)
+		d.log.Info("alerts delivered", "messages", st.Messages, "findings", st.Sent, "folded", st.Folded, "escalations", st.Escalations,
+			"silenced", st.Silenced, "retrying", st.Retrying, "failed", st.Failed, "resolved", st.Resolved)
 	}
 	return st, nil
 }
 
-// message builds the message for the findings of one group of pending ones.
+// count adds the outcome of a message of n findings to st and returns it.
+func (d *Dispatcher) count(st *Stats, err error, n int) string {
+	switch {
+	case err == nil:
+		st.Messages++
+		st.Sent += n
+		return OutcomeSent
+	case isRetryable(err):
+		st.Retrying += n
+		return OutcomeRetry
+	default:
+		st.Failed += n
+		return OutcomeFailed
+	}
+}
+
+// sortPending orders the findings of a message: most severe first, then
+// highest value.
+func sortPending(ps []pending) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		si, sj := severityRank(ps[i].Severity), severityRank(ps[j].Severity)
+		if si != sj {
+			return si > sj
+		}
+		return ps[i].Value > ps[j].Value
+	})
+}
+
+// message builds the message for the findings of one group of pending ones,
+// sorted with sortPending.
 func (d *Dispatcher) message(k msgKey, ps []pending, incidents map[string]*Incident) *Message {
 	f0 := ps[0].Finding
 	r := d.rules(f0.RuleID)
@@ -256,6 +342,7 @@ func (d *Dispatcher) message(k msgKey, ps []pending, incidents map[string]*Incid
 	if r != nil {
 		m.Description = r.Description
 	}
+	// The most severe finding's route says whom to mention.
 	_, m.Mention = d.opts.Router.Route(&f0)
 	var env string
 	for i, p := range ps {
@@ -271,7 +358,7 @@ func (d *Dispatcher) message(k msgKey, ps []pending, incidents map[string]*Incid
 	}
 	m.Env = env
 	m.Query = InvestigateQuery(d.opts.Database, r, m.Findings)
-	if k.kind == KindRepeat {
+	if k.kind == KindRepeat || k.kind == KindEscalation {
 		if inc := incidents[incidentKey(f0.RuleID, f0.GroupKey)]; inc != nil {
 			m.UpdateTS, m.Repeats = inc.ParentTS, inc.Repeats+1
 			if inc.SlackChannel != "" {
@@ -279,7 +366,20 @@ func (d *Dispatcher) message(k msgKey, ps []pending, incidents map[string]*Incid
 			}
 		}
 	}
+	if k.kind == KindEscalation {
+		m.Broadcast, m.EscalatedFrom = true, f0.EscalatedFrom
+	}
 	return m
+}
+
+// severityRank is the index of s in rules.Severities (-1 when unknown).
+func severityRank(s string) int {
+	for i, x := range rules.Severities {
+		if x == s {
+			return i
+		}
+	}
+	return -1
 }
 
 func maxSeverity(ps []pending) string {
@@ -327,7 +427,10 @@ func isRetryable(err error) bool {
 
 // resolve posts a note for each open incident whose rule has run since its
 // last match without matching again, recording each note as it goes, and
-// returns how many were sent.
+// returns how many incidents were resolved. The incidents of a rule and
+// channel whose last match is older than CatchupAfter (the condition ended
+// during an outage or a catch-up) share one folded note in the channel when
+// there are several, instead of one note per thread.
 func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[string]*Incident, record func([]Attempt) error) (int, error) {
 	byRule := map[string][]*Incident{}
 	for _, in := range incidents {
@@ -338,52 +441,149 @@ func (d *Dispatcher) resolve(ctx context.Context, now time.Time, incidents map[s
 		ruleIDs = append(ruleIDs, id)
 	}
 	sort.Strings(ruleIDs)
+	staleBefore := now.Add(-d.opts.CatchupAfter)
 	sent := 0
 	for _, id := range ruleIDs {
 		last, lastRun, err := d.store.LastMatches(ctx, id, now.Add(-d.opts.IncidentTTL))
 		if err != nil {
 			return sent, err
 		}
-		for _, in := range byRule[id] {
+		r := d.rules(id)
+		ins := byRule[id]
+		sort.Slice(ins, func(i, j int) bool { return ins[i].GroupKey < ins[j].GroupKey })
+		stale := map[string][]resolution{}
+		var channels []string
+		for _, in := range ins {
 			lm, ok := last[in.GroupKey]
 			if !ok || !lastRun.After(lm) {
 				continue // still matching, or nothing to compare with
 			}
-			r := d.rules(id)
-			f := detect.Finding{RuleID: id, GroupKey: in.GroupKey, Group: detect.ParseGroupKey(in.GroupKey), EvalTime: lastRun, WindowEnd: lastRun}
-			f.KeyID, f.ClientIP = f.Group["key_id"], f.Group["client_ip"]
-			m := &Message{Kind: KindResolved, Channel: in.Channel, ThreadTS: in.ParentTS, UpdateTS: in.ParentTS, RuleID: id,
-				EvalTime: lastRun, Findings: []detect.Finding{f}, TotalGroups: 1, Repeats: in.Repeats}
-			if in.SlackChannel != "" {
-				m.Channel = in.SlackChannel
-			}
-			if r != nil {
-				m.RuleName, m.Severity, m.Runbook, m.Description = r.Name, r.Severity, r.Runbook, r.Description
-				f.RuleName = r.Name
-			}
-			f.Summary = fmt.Sprintf("no match for %s since %s", in.GroupKey, lm.UTC().Format("2006-01-02 15:04 MST"))
-			last := lm.UTC()
-			f.Evidence.LastSeen = &last
-			m.Findings[0] = f
-			rec, err := d.deliver(ctx, m)
-			outcome := OutcomeSent
-			if err != nil {
-				outcome = OutcomeRetry
-				if !isRetryable(err) {
-					outcome = OutcomeFailed
+			res := resolution{in: in, f: resolutionFinding(r, in, lm, lastRun)}
+			if lm.Before(staleBefore) {
+				if _, ok := stale[in.Channel]; !ok {
+					channels = append(channels, in.Channel)
 				}
-				d.log.Warn("resolution note not delivered", "rule", id, "group", in.GroupKey, "err", err)
+				stale[in.Channel] = append(stale[in.Channel], res)
+				continue
 			}
-			d.metrics.deliveries.WithLabelValues(d.notifier.Name(), KindResolved, outcome).Inc()
-			if outcome == OutcomeSent {
-				sent++
+			n, err := d.resolveOne(ctx, now, r, res, lastRun, record)
+			sent += n
+			if err != nil {
+				return sent, err
 			}
-			if err := record([]Attempt{d.attempt(now, &f, KindResolved, in.Channel, 1, outcome, err, rec, in.ParentTS, "")}); err != nil {
+		}
+		for _, ch := range channels {
+			rs := stale[ch]
+			var n int
+			var err error
+			if len(rs) == 1 {
+				n, err = d.resolveOne(ctx, now, r, rs[0], lastRun, record)
+			} else {
+				n, err = d.resolveFolded(ctx, now, r, ch, rs, lastRun, record)
+			}
+			sent += n
+			if err != nil {
 				return sent, err
 			}
 		}
 	}
 	return sent, nil
+}
+
+// resolution is an incident to resolve and the finding describing it.
+type resolution struct {
+	in *Incident
+	f  detect.Finding
+}
+
+// resolutionFinding describes the resolution of in: its group, no match
+// since lm, checked at lastRun.
+func resolutionFinding(r *rules.Rule, in *Incident, lm, lastRun time.Time) detect.Finding {
+	f := detect.Finding{RuleID: in.RuleID, GroupKey: in.GroupKey, Group: detect.ParseGroupKey(in.GroupKey), EvalTime: lastRun, WindowEnd: lastRun}
+	f.KeyID, f.ClientIP = f.Group["key_id"], f.Group["client_ip"]
+	if r != nil {
+		f.RuleName, f.Severity = r.Name, r.Severity
+	}
+	f.Summary = fmt.Sprintf("no match for %s since %s", in.GroupKey, lm.UTC().Format("2006-01-02 15:04 MST"))
+	l := lm.UTC()
+	f.Evidence.LastSeen = &l
+	return f
+}
+
+// resolutionMessage is a resolution note of rule r at lastRun.
+func resolutionMessage(r *rules.Rule, ruleID, channel string, lastRun time.Time, fs []detect.Finding) *Message {
+	m := &Message{Kind: KindResolved, Channel: channel, RuleID: ruleID, EvalTime: lastRun, Findings: fs, TotalGroups: len(fs)}
+	if r != nil {
+		m.RuleName, m.Severity, m.Runbook, m.Description = r.Name, r.Severity, r.Runbook, r.Description
+	}
+	return m
+}
+
+// resolveOne posts the note of one incident in its thread (and updates the
+// incident's first message) and records it.
+func (d *Dispatcher) resolveOne(ctx context.Context, now time.Time, r *rules.Rule, res resolution, lastRun time.Time, record func([]Attempt) error) (int, error) {
+	in := res.in
+	ch := in.Channel
+	if in.SlackChannel != "" {
+		ch = in.SlackChannel
+	}
+	m := resolutionMessage(r, in.RuleID, ch, lastRun, []detect.Finding{res.f})
+	m.ThreadTS, m.UpdateTS, m.Repeats = in.ParentTS, in.ParentTS, in.Repeats
+	rec, err := d.deliver(ctx, m)
+	outcome := resolvedOutcome(err)
+	if err != nil {
+		d.log.Warn("resolution note not delivered", "rule", in.RuleID, "group", in.GroupKey, "outcome", outcome, "err", err)
+	}
+	d.metrics.deliveries.WithLabelValues(d.notifier.Name(), KindResolved, outcome).Inc()
+	if err := record([]Attempt{d.attempt(now, &res.f, KindResolved, in.Channel, 1, outcome, err, rec, in.ParentTS, "")}); err != nil {
+		return 0, err
+	}
+	if outcome == OutcomeSent {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// resolveFolded posts one note in channel for the incidents rs of rule r
+// ("N incidents of R no longer match") and records a resolution of each.
+func (d *Dispatcher) resolveFolded(ctx context.Context, now time.Time, r *rules.Rule, channel string, rs []resolution, lastRun time.Time, record func([]Attempt) error) (int, error) {
+	ch := channel
+	fs := make([]detect.Finding, len(rs))
+	for i, res := range rs {
+		fs[i] = res.f
+		if res.in.SlackChannel != "" && ch == channel {
+			ch = res.in.SlackChannel
+		}
+	}
+	m := resolutionMessage(r, rs[0].in.RuleID, ch, lastRun, fs)
+	m.Folded = true
+	rec, err := d.deliver(ctx, m)
+	outcome := resolvedOutcome(err)
+	if err != nil {
+		d.log.Warn("folded resolution note not delivered", "rule", m.RuleID, "channel", channel, "incidents", len(rs), "outcome", outcome, "err", err)
+	}
+	as := make([]Attempt, len(rs))
+	for i, res := range rs {
+		as[i] = d.attempt(now, &res.f, KindResolved, channel, 1, outcome, err, rec, res.in.ParentTS, "")
+		d.metrics.deliveries.WithLabelValues(d.notifier.Name(), KindResolved, outcome).Inc()
+	}
+	if err := record(as); err != nil {
+		return 0, err
+	}
+	if outcome == OutcomeSent {
+		return len(rs), nil
+	}
+	return 0, nil
+}
+
+func resolvedOutcome(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeSent
+	case isRetryable(err):
+		return OutcomeRetry
+	}
+	return OutcomeFailed
 }
 
 func (d *Dispatcher) attempt(now time.Time, f *detect.Finding, kind, channel string, n int, outcome string, err error, rec Receipt, thread, silence string) Attempt {

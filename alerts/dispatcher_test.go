@@ -58,11 +58,23 @@ func (e *env) run(rule string, eval time.Time) {
 	}
 }
 
+// dispatcher returns a dispatcher delivering through n. Its CatchupAfter is
+// a day, so that the findings of these tests, hours old, are delivered one
+// message per evaluation; the catch-up tests set their own (see
+// dispatcherWith).
 func (e *env) dispatcher(n alerts.Notifier) *alerts.Dispatcher {
+	return e.dispatcherWith(n, func(o *alerts.Options) { o.CatchupAfter = 24 * time.Hour })
+}
+
+func (e *env) dispatcherWith(n alerts.Notifier, opt func(*alerts.Options)) *alerts.Dispatcher {
 	lookup := func(id string) *rules.Rule {
-		return &rules.Rule{ID: id, Name: "Rule " + id, Description: "what it means", Type: "threshold"}
+		return &rules.Rule{ID: id, Name: "Rule " + id, Description: "what it means", Type: "threshold", Severity: "high"}
 	}
-	return alerts.NewDispatcher(e.as, n, lookup, alerts.Options{Router: e.router, Database: e.db, RetryMin: time.Millisecond, SendResolved: true}, quiet, nil)
+	o := alerts.Options{Router: e.router, Database: e.db, RetryMin: time.Millisecond, SendResolved: true}
+	if opt != nil {
+		opt(&o)
+	}
+	return alerts.NewDispatcher(e.as, n, lookup, o, quiet, nil)
 }
 
 // recorder is a Notifier that records messages and can fail.

@@ -17,9 +17,11 @@ import (
 
 // Message kinds.
 const (
-	KindAlert    = "alert"    // first notification of an incident
-	KindRepeat   = "repeat"   // the incident is still going, after the rule's cooldown
-	KindResolved = "resolved" // the condition cleared
+	KindAlert      = "alert"      // first notification of an incident
+	KindRepeat     = "repeat"     // the incident is still going, after the rule's cooldown
+	KindEscalation = "escalation" // the incident is still going at a higher severity: a thread reply broadcast to the channel
+	KindCatchup    = "catchup"    // findings older than CatchupAfter (an outage, a catch-up), folded into one message per rule and channel
+	KindResolved   = "resolved"   // the condition cleared
 )
 
 // Message is one notification: the findings of one rule at one evaluation
@@ -41,6 +43,27 @@ type Message struct {
 	Query       string // a ready-to-run ClickHouse query to investigate
 	EvalTime    time.Time
 	Repeats     int // for KindRepeat: how many times the incident alerted so far
+
+	// Broadcast also shows a thread reply in the channel (Slack
+	// reply_broadcast); set for escalations.
+	Broadcast bool
+	// EscalatedFrom is, for KindEscalation, the severity the incident had
+	// before ("high" when m.Severity is "critical").
+	EscalatedFrom string
+	// Folded marks a catch-up summary: for KindCatchup the findings of many
+	// evaluations (Findings holds one per group, the top ones), for
+	// KindResolved the resolutions of many incidents (one finding each),
+	// posted as one channel message rather than one per thread.
+	Folded bool
+	// FirstEval is, for KindCatchup, the evaluation time of the oldest
+	// finding folded (EvalTime is that of the newest).
+	FirstEval time.Time
+	// TotalFindings is, for KindCatchup, how many findings were folded
+	// (TotalGroups counts their distinct groups).
+	TotalFindings int
+	// GroupCounts is, for KindCatchup, how many findings each listed group
+	// (by GroupKey) had.
+	GroupCounts map[string]int
 }
 
 // Receipt identifies a delivered message.

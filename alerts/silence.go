@@ -17,7 +17,7 @@ import (
 type Silence struct {
 	ID        string    `json:"id"`
 	RuleID    string    `json:"rule_id,omitempty"`   // empty: any rule
-	KeyID     string    `json:"key_id,omitempty"`    // empty: any key
+	KeyID     string    `json:"key_id,omitempty"`    // registry id or fingerprint; empty: any key
 	ClientIP  string    `json:"client_ip,omitempty"` // address or CIDR; empty: any
 	Reason    string    `json:"reason"`
 	CreatedBy string    `json:"created_by"`
@@ -58,12 +58,15 @@ func (s Silence) Active(t time.Time) bool {
 	return !s.Expired && !t.Before(s.StartsAt) && t.Before(s.EndsAt)
 }
 
-// Matches reports whether s mutes f (regardless of time).
+// Matches reports whether s mutes f (regardless of time). A key matches
+// either identity of the finding's key: its registry id (f.KeyID, or the
+// group's key_id) or its fingerprint (f.KeyFingerprint), so a silence made
+// with either holds for findings from rows logged with the other.
 func (s Silence) Matches(f *detect.Finding) bool {
 	if s.RuleID != "" && s.RuleID != f.RuleID {
 		return false
 	}
-	if s.KeyID != "" && s.KeyID != f.KeyID && s.KeyID != f.Group["key_id"] {
+	if s.KeyID != "" && s.KeyID != f.KeyID && s.KeyID != f.Group["key_id"] && s.KeyID != f.KeyFingerprint {
 		return false
 	}
 	if s.ClientIP != "" {

@@ -35,7 +35,7 @@ func TestSlackEndToEnd(t *testing.T) {
 	}
 	disp := func() *alerts.Dispatcher {
 		return alerts.NewDispatcher(e.as, n, func(string) *rules.Rule { return nil }, alerts.Options{Router: e.router, Database: e.db,
-			RetryMin: 10 * time.Millisecond, RetryMax: 2 * time.Second, SendResolved: true}, log, nil)
+			RetryMin: 10 * time.Millisecond, RetryMax: 2 * time.Second, SendResolved: true, CatchupAfter: 24 * time.Hour}, log, nil)
 	}
 
 	t0 := e.now.Add(-90 * time.Minute)

@@ -156,16 +156,19 @@ type Incident struct {
 }
 
 // OpenIncidents returns incidents whose last sent delivery (since since) is
-// not a resolution.
+// not a resolution. An incident is opened by an alert, or by a catch-up
+// message for a group that had no open incident (recorded without
+// thread_ts); repeats, escalations and catch-ups of a group with an open
+// incident (recorded with its thread_ts) count as repeats.
 func (s *Store) OpenIncidents(ctx context.Context, since time.Time) (map[string]*Incident, error) {
 	rows, err := s.conn.Query(ctx, `SELECT rule_id, group_key,
 			argMax(kind, seq) AS last_kind,
-			argMaxIf(channel, seq, kind = 'alert') AS ch,
-			argMaxIf(slack_channel, seq, kind = 'alert') AS sch,
-			argMaxIf(slack_ts, seq, kind = 'alert') AS parent,
-			maxIf(attempted_at, kind = 'alert') AS opened,
+			argMaxIf(channel, seq, `+opensIncident+`) AS ch,
+			argMaxIf(slack_channel, seq, `+opensIncident+`) AS sch,
+			argMaxIf(slack_ts, seq, `+opensIncident+`) AS parent,
+			maxIf(attempted_at, `+opensIncident+`) AS opened,
 			max(eval_time) AS last_eval,
-			countIf(kind = 'repeat') AS repeats
+			countIf(kind IN ('repeat', 'escalation') OR (kind = 'catchup' AND thread_ts != '')) AS repeats
 		FROM `+s.db+`.alert_deliveries
 		WHERE outcome = 'sent' AND attempted_at >= toDateTime(?)
 		GROUP BY rule_id, group_key
@@ -187,6 +190,10 @@ func (s *Store) OpenIncidents(ctx context.Context, since time.Time) (map[string]
 	}
 	return out, rows.Err()
 }
+
+// opensIncident is the condition on alert_deliveries rows (sent) that open
+// an incident.
+const opensIncident = "(kind = 'alert' OR (kind = 'catchup' AND thread_ts = ''))"
 
 func incidentKey(rule, group string) string { return rule + "\x00" + group }
 

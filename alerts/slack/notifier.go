@@ -39,7 +39,8 @@ func (n *Notifier) Webhook() bool { return n.api == nil }
 //
 // With a bot token it posts m (blocks and notification text, see Render) to
 // m.Channel with chat.postMessage, as a reply in the thread m.ThreadTS when
-// that is set, and returns the channel id and ts Slack answered. When
+// that is set (also shown in the channel, reply_broadcast, when m.Broadcast
+// is set), and returns the channel id and ts Slack answered. When
 // m.UpdateTS is set and the post succeeded, it then edits that message (in
 // the channel the post landed in) with chat.update to show m's state —
 // still happening, resolved. The reply is what matters: a failed update is
@@ -80,6 +81,11 @@ func (n *Notifier) postBot(ctx context.Context, m *alerts.Message) (alerts.Recei
 	}
 	if m.ThreadTS != "" {
 		opts = append(opts, slack.MsgOptionTS(m.ThreadTS))
+		if m.Broadcast {
+			// An escalation: the reply also shows in the channel, with
+			// its mention.
+			opts = append(opts, slack.MsgOptionBroadcast())
+		}
 	}
 	rctx, p, cancel := n.request(ctx)
 	channel, ts, msg, err := n.api.PostMessageWithResponseContext(rctx, m.Channel, opts...)

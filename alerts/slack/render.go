@@ -24,7 +24,21 @@ var severityMarkers = map[string]string{
 	"info":     ":white_circle:",
 }
 
-const resolvedMarker = ":white_check_mark:"
+const (
+	resolvedMarker   = ":white_check_mark:"
+	escalationMarker = ":arrow_double_up:"
+	catchupMarker    = ":rewind:"
+	lateMarker       = ":hourglass_flowing_sand:"
+)
+
+// escalationLabel is "Escalated from HIGH to CRITICAL" (escaped).
+func escalationLabel(m *alerts.Message) string {
+	from := sevLabel(strings.ToLower(strings.TrimSpace(m.EscalatedFrom)))
+	if m.EscalatedFrom == "" {
+		from = "a lower severity"
+	}
+	return clean("Escalated from "+from+" to "+sevLabel(severity(m)), maxValue)
+}
 
 // Render returns the Block Kit blocks of m and its notification text: the
 // one line Slack shows in notifications and where blocks cannot be shown,
@@ -39,6 +53,13 @@ const resolvedMarker = ":white_check_mark:"
 // KindResolved render a short thread reply when m.ThreadTS is set; without
 // it (webhooks, or a lost parent) they render the full message with a
 // "still happening" or "resolved" line, so the message stands on its own.
+// KindEscalation is like a repeat whose reply says "escalated from high to
+// critical" (the notifier also broadcasts it to the channel), and whose
+// parent update takes the new severity. KindCatchup renders the folded
+// message of findings delivered late ("While detect was down or catching
+// up: N findings of R between T1 and T2", one line per group listed), and a
+// folded KindResolved one note for many incidents ("N incidents of R no
+// longer match"). A finding found in late data says so (alerts.LateDataNote).
 // m.Mention, when set, leads the text and the first section of alerts and
 // repeats (a resolution pages nobody).
 //
@@ -46,9 +67,15 @@ const resolvedMarker = ":white_check_mark:"
 // for mrkdwn, and the result respects Slack's limits: at most 50 blocks,
 // 3000 characters per section, 150 per header.
 func Render(m *alerts.Message) (blocks []slack.Block, fallback string) {
+	switch {
+	case m.Kind == alerts.KindCatchup:
+		return renderFull(m, false)
+	case m.Kind == alerts.KindResolved && m.Folded:
+		return renderFoldedResolved(m)
+	}
 	if m.ThreadTS != "" {
 		switch m.Kind {
-		case alerts.KindRepeat:
+		case alerts.KindRepeat, alerts.KindEscalation:
 			return renderRepeatReply(m)
 		case alerts.KindResolved:
 			return renderResolvedReply(m)
@@ -71,7 +98,67 @@ func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
 		blocks = append(blocks, mdSection(st))
 	}
 	blocks = append(blocks, mdSection(intro(m)))
+	if l := lateLine(m); l != "" {
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, l, false, false)))
+	}
+	tail := tailBlocks(m)
 
+	findings := m.Findings
+	total := totalGroups(m)
+	// Room for the findings: 50 minus what is around them, minus the
+	// divider before them and the "+K more" line.
+	room := maxBlocks - len(blocks) - len(tail) - 2
+	if len(findings) > room {
+		findings = findings[:room]
+	}
+	if len(findings) > 0 {
+		blocks = append(blocks, slack.NewDividerBlock())
+		for i := range findings {
+			blocks = append(blocks, mdSection(findingText(m, &findings[i])))
+		}
+	}
+	if more := total - len(findings); more > 0 && len(findings) > 0 {
+		text := fmt.Sprintf("+%d more %s not listed", more, plural(more, "group", "groups"))
+		if m.Kind == alerts.KindCatchup {
+			text += fmt.Sprintf(" (%d findings in all)", max(m.TotalFindings, len(m.Findings)))
+		}
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, text, false, false)))
+	}
+	blocks = append(blocks, tail...)
+	return blocks, fallbackText(m, parent)
+}
+
+// lateLine says that the findings of m were found in late data: all of
+// them, or how many; "" when none was.
+func lateLine(m *alerts.Message) string {
+	late := 0
+	for i := range m.Findings {
+		if m.Findings[i].Late() {
+			late++
+		}
+	}
+	switch {
+	case late == 0:
+		return ""
+	case late == len(m.Findings):
+		return lateMarker + " *" + alerts.LateDataNote + ".*"
+	}
+	return fmt.Sprintf(lateMarker+" *%d of these %d groups were found in late data*: events arrived after their window was first evaluated.", late, len(m.Findings))
+}
+
+// allLate reports whether m lists findings and all came from late data.
+func allLate(m *alerts.Message) bool {
+	for i := range m.Findings {
+		if !m.Findings[i].Late() {
+			return false
+		}
+	}
+	return len(m.Findings) > 0
+}
+
+// tailBlocks are the blocks after the findings: what the rule means, what
+// to do, the query.
+func tailBlocks(m *alerts.Message) []slack.Block {
 	var tail []slack.Block
 	tail = append(tail, slack.NewDividerBlock())
 	if d := strings.TrimSpace(m.Description); d != "" {
@@ -89,27 +176,7 @@ func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
 			slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, note, false, false)),
 			mdSection("```\n"+cq+"\n```"))
 	}
-
-	findings := m.Findings
-	total := totalGroups(m)
-	// Room for the findings: 50 minus what is around them, minus the
-	// divider before them and the "+K more" line.
-	room := maxBlocks - len(blocks) - len(tail) - 2
-	if len(findings) > room {
-		findings = findings[:room]
-	}
-	if len(findings) > 0 {
-		blocks = append(blocks, slack.NewDividerBlock())
-		for i := range findings {
-			blocks = append(blocks, mdSection(findingText(m, &findings[i])))
-		}
-	}
-	if more := total - len(findings); more > 0 && len(findings) > 0 {
-		blocks = append(blocks, slack.NewContextBlock("",
-			slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("+%d more %s not listed", more, plural(more, "group", "groups")), false, false)))
-	}
-	blocks = append(blocks, tail...)
-	return blocks, fallbackText(m, parent)
+	return tail
 }
 
 // header is the header block: severity marker, severity and rule name.
@@ -146,6 +213,17 @@ func statusLine(m *alerts.Message, parent bool) string {
 			s += ". This repeats an earlier alert."
 		}
 		return s
+	case alerts.KindEscalation:
+		s := escalationMarker + " *" + escalationLabel(m) + "*"
+		if t := fmtTime(m.EvalTime); t != "" {
+			s += " at " + t
+		}
+		if parent {
+			s += ". Updates are in the thread."
+		} else {
+			s += ". This escalates an earlier alert."
+		}
+		return s
 	case alerts.KindResolved:
 		s := resolvedMarker + " *Resolved* — " + noMatchSince(m)
 		if parent {
@@ -156,9 +234,14 @@ func statusLine(m *alerts.Message, parent bool) string {
 	return ""
 }
 
-// intro is the first section: mention, how many groups, rule id, env, time.
+// intro is the first section: mention, how many groups, rule id, env, time;
+// for a catch-up, its headline first.
 func intro(m *alerts.Message) string {
 	var parts []string
+	head := ""
+	if m.Kind == alerts.KindCatchup {
+		head = catchupMarker + " *" + clean(alerts.CatchupHeadline(m), maxSectionText/2) + "*\n"
+	}
 	if m.Kind != alerts.KindResolved {
 		n := totalGroups(m)
 		switch {
@@ -174,14 +257,14 @@ func intro(m *alerts.Message) string {
 	if env := clean(m.Env, maxValue); env != "" {
 		parts = append(parts, "env *"+env+"*")
 	}
-	if t := fmtTime(m.EvalTime); t != "" {
+	if t := fmtTime(m.EvalTime); t != "" && m.Kind != alerts.KindCatchup {
 		verb := "evaluated "
 		if m.Kind == alerts.KindResolved {
 			verb = "checked "
 		}
 		parts = append(parts, verb+t)
 	}
-	s := strings.Join(parts, " · ")
+	s := head + strings.Join(parts, " · ")
 	if mention := mentionFor(m); mention != "" {
 		s = mention + " " + s
 	}
@@ -213,6 +296,9 @@ func findingText(m *alerts.Message, f *detect.Finding) string {
 	if len(vals) > 0 {
 		lines = append(lines, strings.Join(vals, " · "))
 	}
+	if m.Kind == alerts.KindCatchup {
+		lines = append(lines, catchupLine(m, f))
+	}
 	if l := list(f.Evidence.TopClientIPs); l != "" {
 		lines = append(lines, "*Top client IPs* "+l)
 	}
@@ -234,6 +320,12 @@ func findingText(m *alerts.Message, f *detect.Finding) string {
 	}
 	if d := detailsLine(f.Evidence.Details); d != "" {
 		lines = append(lines, "*Details* "+d)
+	}
+	if f.EscalatedFrom != "" && m.Kind != alerts.KindEscalation {
+		lines = append(lines, escalationMarker+" "+clean("Escalated from "+sevLabel(f.EscalatedFrom)+" to "+sevLabel(f.Severity), maxValue))
+	}
+	if f.Late() && !allLate(m) {
+		lines = append(lines, lateMarker+" _"+alerts.LateDataNote+"_")
 	}
 	if s := summaryOf(m, f); s != "" {
 		lines = append(lines, quote(cleanMultiline(s, maxSummary)))
@@ -341,9 +433,13 @@ func detailValue(v any) string {
 	return fmt.Sprint(v)
 }
 
-// renderRepeatReply is the short thread reply of a repeat: the new values.
+// renderRepeatReply is the short thread reply of a repeat or an
+// escalation: the new values.
 func renderRepeatReply(m *alerts.Message) ([]slack.Block, string) {
 	head := ":repeat: *Still happening*"
+	if m.Kind == alerts.KindEscalation {
+		head = escalationMarker + " *" + escalationLabel(m) + "*"
+	}
 	var parts []string
 	if m.Repeats > 0 {
 		parts = append(parts, fmt.Sprintf("alerted %d %s so far", m.Repeats, plural(m.Repeats, "time", "times")))
@@ -397,6 +493,9 @@ func oneLine(m *alerts.Message, f *detect.Finding) string {
 	}
 	if len(f.Evidence.SampleRequestIDs) > 0 {
 		parts = append(parts, "sample "+code(clean(f.Evidence.SampleRequestIDs[0], maxValue)))
+	}
+	if f.Late() {
+		parts = append(parts, lateMarker+" found in late data")
 	}
 	if who == "" {
 		return strings.Join(parts, " · ")
@@ -500,10 +599,19 @@ func fallbackText(m *alerts.Message, parent bool) string {
 		first = summaryOf(m, &m.Findings[0])
 	}
 	switch m.Kind {
+	case alerts.KindCatchup:
+		text := clean(fmt.Sprintf("[%s] %s", sevLabel(severity(m)), alerts.CatchupHeadline(m)), maxFallback)
+		if mention := mentionFor(m); mention != "" && !parent {
+			text = mention + " " + text
+		}
+		return text
 	case alerts.KindResolved:
 		body = "resolved, " + noMatchSince(m)
-	case alerts.KindRepeat:
+	case alerts.KindRepeat, alerts.KindEscalation:
 		body = "still happening"
+		if m.Kind == alerts.KindEscalation {
+			body = alerts.EscalationText(m)
+		}
 		if first != "" {
 			body += ": " + first
 			more = totalGroups(m) - 1
@@ -521,6 +629,9 @@ func fallbackText(m *alerts.Message, parent bool) string {
 	}
 	if more > 0 {
 		body += fmt.Sprintf(" (+%d more)", more)
+	}
+	if m.Kind != alerts.KindResolved && allLate(m) {
+		body += " — found in late data"
 	}
 	text := clean(fmt.Sprintf("[%s] %s: %s", sevLabel(severity(m)), ruleName(m), body), maxFallback)
 	if mention := mentionFor(m); mention != "" && !parent {
@@ -656,4 +767,49 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// catchupLine is the catch-up line of a group: when it was evaluated, how
+// many findings it had, its severity when below the message's.
+func catchupLine(m *alerts.Message, f *detect.Finding) string {
+	parts := []string{"*Evaluated* " + fmtTime(f.EvalTime)}
+	if n := m.GroupCounts[f.GroupKey]; n > 1 {
+		parts[0] += fmt.Sprintf(" · %d findings of this group, the highest shown", n)
+	}
+	if f.Severity != "" && f.Severity != severity(m) {
+		parts = append(parts, "*Severity* "+sevLabel(f.Severity))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// renderFoldedResolved renders one note for many incidents that no longer
+// match: "N incidents of R no longer match", one line per incident (the
+// first ten).
+func renderFoldedResolved(m *alerts.Message) ([]slack.Block, string) {
+	lines := []string{resolvedMarker + " *" + clean(alerts.FoldedResolvedHeadline(m), maxSectionText/2) + "*"}
+	const maxLines = 10
+	for i := range m.Findings {
+		if i == maxLines {
+			lines = append(lines, fmt.Sprintf("+%d more", len(m.Findings)-i))
+			break
+		}
+		f := &m.Findings[i]
+		line := "• " + shortWho(f)
+		if f.Evidence.LastSeen != nil {
+			line += ": no match since " + fmtTime(*f.Evidence.LastSeen)
+		}
+		lines = append(lines, line)
+	}
+	var ctx []string
+	if id := clean(m.RuleID, maxValue); id != "" {
+		ctx = append(ctx, "rule "+code(id))
+	}
+	if t := fmtTime(m.EvalTime); t != "" {
+		ctx = append(ctx, "checked "+t)
+	}
+	ctx = append(ctx, "each incident's thread stays as it was")
+	blocks := []slack.Block{mdSection(joinLines(lines, maxSectionText)),
+		slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, strings.Join(ctx, " · "), false, false))}
+	text := clean(fmt.Sprintf("[RESOLVED] %s", alerts.FoldedResolvedHeadline(m)), maxFallback)
+	return blocks, text
 }
