@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/ingest/secret"
 	"github.com/auditwatch/auditwatch/rules"
 )
 
@@ -87,4 +89,39 @@ func silencedBy(ss []Silence, f *detect.Finding, t time.Time) *Silence {
 		}
 	}
 	return nil
+}
+
+// ResolveSilenceKey resolves the key given to `silence add --key` to what the
+// silence stores: the registry id of a registered key, found by its id, its
+// fingerprint or its hint (a full key is looked up by its fingerprint and
+// never kept), else the value as given (a full key's fingerprint). k is
+// the registered key, nil when there is none. A hint shared by several keys
+// is an error: the silence would hold for one of them only.
+func ResolveSilenceKey(given string, reg []keys.Key) (id string, k *keys.Key, err error) {
+	x := strings.TrimSpace(given)
+	if secret.Env(x) != "" && !strings.Contains(x, secret.Ellipsis) {
+		x = secret.Fingerprint(x) // a full key: never stored
+	}
+	for i := range reg {
+		if reg[i].ID == x || (reg[i].Fingerprint != "" && reg[i].Fingerprint == x) {
+			return reg[i].ID, &reg[i], nil
+		}
+	}
+	var byHint []*keys.Key
+	for i := range reg {
+		if reg[i].Hint != "" && reg[i].Hint == x {
+			byHint = append(byHint, &reg[i])
+		}
+	}
+	switch len(byHint) {
+	case 0:
+		return x, nil, nil
+	case 1:
+		return byHint[0].ID, byHint[0], nil
+	}
+	ids := make([]string, len(byHint))
+	for i, k := range byHint {
+		ids[i] = k.ID
+	}
+	return "", nil, fmt.Errorf("key hint %s matches %d registered keys (%s): give the key id", x, len(byHint), strings.Join(ids, ", "))
 }

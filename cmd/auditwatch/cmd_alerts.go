@@ -14,6 +14,8 @@ import (
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/alerts/slack"
+	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/ingest/secret"
 	"github.com/auditwatch/auditwatch/rules"
 )
 
@@ -44,7 +46,7 @@ func newDispatcher(cfg Config, conn driver.Conn, n alerts.Notifier, lookup alert
 	return alerts.NewDispatcher(alerts.NewStore(conn, cfg.ClickHouse.Database), n, lookup, alerts.Options{
 		Router: alerts.Router{Routes: a.Routes, DefaultChannel: a.DefaultChannel}, Database: cfg.ClickHouse.Database,
 		PollInterval: a.PollInterval, Horizon: a.Horizon, IncidentTTL: a.IncidentTTL, MaxGroups: a.MaxGroups,
-		Attempts: a.Attempts, SendResolved: a.SendResolved,
+		Attempts: a.Attempts, SendResolved: a.SendResolved, CatchupAfter: a.CatchupAfter,
 	}, log, m)
 }
 
@@ -123,7 +125,7 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch sub {
 	case "add":
 		rule = fs.String("rule", "", "rule id (empty: any rule)")
-		key = fs.String("key", "", "key id, as in findings.key_id")
+		key = fs.String("key", "", "key: registry id, fingerprint or hint (resolved through the key registry)")
 		ip = fs.String("ip", "", "client IP or CIDR")
 		dur = fs.Duration("for", time.Hour, "how long")
 		reason = fs.String("reason", "", "why (required)")
@@ -159,7 +161,26 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	now := time.Now().UTC().Truncate(time.Second)
 	switch sub {
 	case "add":
-		s := alerts.Silence{ID: alerts.NewSilenceID(), RuleID: *rule, KeyID: *key, ClientIP: *ip, Reason: *reason, CreatedBy: *by,
+		keyID := *key
+		if keyID != "" {
+			reg, err := keys.NewStore(conn, cfg.ClickHouse.Database).All(ctx)
+			if err != nil {
+				fmt.Fprintf(stderr, "warning: key registry not read (%v); the key is taken as given\n", secret.Redact(err.Error()))
+			}
+			id, k, err := alerts.ResolveSilenceKey(keyID, reg)
+			if err != nil {
+				return err
+			}
+			switch {
+			case k != nil:
+				fmt.Fprintf(stderr, "key %s is registry key %s (%s%s); the silence matches its id and its fingerprint\n",
+					secret.Hint(keyID), k.ID, dash(k.Hint), ownerText(k))
+			case reg != nil:
+				fmt.Fprintf(stderr, "warning: key %s is not in the key registry; the silence matches findings whose key id or fingerprint is %s\n", secret.Hint(keyID), id)
+			}
+			keyID = id
+		}
+		s := alerts.Silence{ID: alerts.NewSilenceID(), RuleID: *rule, KeyID: keyID, ClientIP: *ip, Reason: *reason, CreatedBy: *by,
 			CreatedAt: now, StartsAt: now, EndsAt: now.Add(*dur)}
 		if err := st.AddSilence(ctx, s); err != nil {
 			return err
@@ -197,4 +218,11 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "%s expired\n", id)
 	}
 	return nil
+}
+
+func ownerText(k *keys.Key) string {
+	if k.Owner == "" {
+		return ""
+	}
+	return ", " + k.Owner
 }
