@@ -3,6 +3,7 @@ package alerts_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/auditwatch/auditwatch/alerts/slack"
 	"github.com/auditwatch/auditwatch/alerts/slack/slacktest"
 	"github.com/auditwatch/auditwatch/deploy/testenv"
+	"github.com/auditwatch/auditwatch/detect"
 	"github.com/auditwatch/auditwatch/rules"
 )
 
@@ -137,5 +139,83 @@ func TestSlackEndToEnd(t *testing.T) {
 	// Every attempt is recorded, with the failure classes.
 	if n := testenv.Count(t, conn, "SELECT count() FROM "+e.db+".alert_deliveries WHERE outcome = 'retry' AND code IN ('http_503', 'timeout', 'http_500', 'rate_limited')"); n == 0 {
 		t.Fatal("failed attempts not recorded with their code")
+	}
+}
+
+// TestSlackEscalationAndCatchup drives the dispatcher through the Slack
+// notifier: an escalation goes into the incident's thread, broadcast to the
+// channel with the critical route's mention, and the first message takes
+// the new severity; findings delivered long after their evaluation are one
+// message per rule.
+func TestSlackEscalationAndCatchup(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.router.Routes = append(e.router.Routes, alerts.Route{Severities: []string{"high"}, Channel: "#sec-alerts"})
+	srv := slacktest.NewServer(t)
+	n, err := slack.New(slack.Config{Token: token, APIURL: srv.APIURL(), HTTPClient: srv.Client(), Timeout: time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := alerts.NewDispatcher(e.as, n, func(string) *rules.Rule { return nil }, alerts.Options{Router: e.router, Database: e.db,
+		RetryMin: 10 * time.Millisecond, SendResolved: true}, quiet, nil)
+
+	e.save(e.finding("burst", "high", "k1", e.now.Add(-3*time.Minute), 50))
+	if _, err := d.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Channel != "#sec-alerts" {
+		t.Fatalf("first alert: %+v", reqs)
+	}
+	ch := srv.ChannelID("#sec-alerts")
+	parent := srv.Messages()[0].TS
+
+	esc := e.finding("burst", "critical", "k1", e.now.Add(-time.Minute), 500)
+	esc.EscalatedFrom = "high"
+	e.save(esc)
+	srv.Reset()
+	st, err := d.Cycle(ctx)
+	if err != nil || st.Escalations != 1 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	reqs = srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want the reply and the update", len(reqs))
+	}
+	post, upd := reqs[0], reqs[1]
+	if post.API != "chat.postMessage" || post.Channel != ch || post.ThreadTS != parent || !post.ReplyBroadcast {
+		t.Fatalf("escalation reply: api %s channel %s thread %q broadcast %v", post.API, post.Channel, post.ThreadTS, post.ReplyBroadcast)
+	}
+	if !strings.Contains(post.Text, "<!subteam^S1>") || !strings.Contains(post.Text, "escalated from high to critical") {
+		t.Errorf("escalation text: %s", post.Text)
+	}
+	if upd.API != "chat.update" || upd.TS != parent {
+		t.Fatalf("parent not updated: %+v", upd)
+	}
+	pm, _ := srv.Message(ch, parent)
+	if bt := (slacktest.Request{Blocks: pm.Blocks}).BlocksText(); !strings.Contains(bt, "CRITICAL") || !strings.Contains(bt, "Escalated from HIGH to CRITICAL") {
+		t.Errorf("parent after escalation:\n%s", bt)
+	}
+	if rs := srv.Replies(ch, parent); len(rs) != 1 || !rs[0].Broadcast {
+		t.Errorf("thread: %+v", rs)
+	}
+
+	// Twelve findings of one rule replayed two hours late: one message.
+	srv.Reset()
+	var old []detect.Finding
+	for i := range 12 {
+		old = append(old, e.finding("enum", "high", fmt.Sprintf("e%d", i%4), e.now.Add(-2*time.Hour+time.Duration(i)*time.Minute), float64(i)))
+	}
+	e.save(old...)
+	st, err = d.Cycle(ctx)
+	if err != nil || st.Folded != 12 || st.Messages != 1 {
+		t.Fatalf("catch-up: %+v %v", st, err)
+	}
+	reqs = srv.Requests()
+	if len(reqs) != 1 || reqs[0].ThreadTS != "" || !strings.Contains(reqs[0].BlocksText(), "While detect was down or catching up: 12 findings of Rule enum between") {
+		t.Fatalf("catch-up message: %+v", reqs)
+	}
+	if n := testenv.Count(t, testenv.ClickHouse(t), "SELECT count() FROM "+e.db+".alert_deliveries WHERE kind = 'catchup' AND outcome = 'sent' AND slack_ts = ?", srv.Messages()[len(srv.Messages())-1].TS); n != 12 {
+		t.Fatalf("%d catch-up records with the message's ts, want 12", n)
 	}
 }
