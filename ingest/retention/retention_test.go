@@ -54,3 +54,34 @@ func TestEnforceDropsOnlyExpiredPartitions(t *testing.T) {
 		t.Fatalf("second Enforce dropped %v, %v", again, err)
 	}
 }
+
+func TestEnforceDropsExpiredIngestProgress(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	db := testenv.ScratchDB(t, conn)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, d := range []int{0, 6, 7, 8, 30} { // days before now
+		ts := now.AddDate(0, 0, -d).Format("2006-01-02 15:04:05")
+		if err := conn.Exec(ctx, "INSERT INTO "+db+".ingest_progress (written_at, seq, topic, partition, complete_to) SELECT toDateTime(?), ?, 't', 0, toDateTime(?)",
+			ts, uint64(d), ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := retention.New(conn, db, retention.Policy{"ingest_progress": 7}, slog.New(slog.DiscardHandler))
+	dropped, err := e.Enforce(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"20261119": true, "20261028": true} // 8 and 30 days old
+	if len(dropped) != len(want) {
+		t.Fatalf("dropped %+v, want the partitions 8 and 30 days old", dropped)
+	}
+	for _, d := range dropped {
+		if d.Table != "ingest_progress" || !want[d.Partition] {
+			t.Errorf("dropped %+v", d)
+		}
+	}
+	if n := testenv.Count(t, conn, "SELECT count() FROM "+db+".ingest_progress"); n != 3 {
+		t.Fatalf("%d rows left, want 3 (0, 6 and 7 days old)", n)
+	}
+}
