@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -67,6 +69,11 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		MaxFuture:        cfg.Ingest.MaxFutureSkew,
 		MaxDeadLetterRaw: cfg.Ingest.DeadLetterRawBytes,
 		ShutdownTimeout:  cfg.Ingest.ShutdownTimeout,
+		Progress:         chsink.NewProgressWriter(conn, cfg.ClickHouse.Database),
+		ProgressInterval: cfg.Ingest.ProgressInterval,
+		Topic:            cfg.Kafka.Topic,
+		Group:            cfg.Kafka.GroupID,
+		Instance:         instanceName(),
 	}, log, metrics)
 
 	var wg sync.WaitGroup
@@ -92,7 +99,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			_ = srv.Shutdown(sctx)
 		}
 	}
-	ret := retention.New(conn, cfg.ClickHouse.Database, retention.Policy(cfg.Retention.policy()), log)
+	ret := retention.New(conn, cfg.ClickHouse.Database, retentionPolicy(cfg.Retention), log)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -113,6 +120,15 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log.Info("ingest stopped cleanly")
 	return nil
+}
+
+// instanceName names this ingester in ingest_progress: host:pid.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
 // listenHTTP serves /metrics, /healthz (the process is up) and /readyz
