@@ -3,15 +3,19 @@
 -- (event-time watermarks) and finds rows that arrived after their window was
 -- evaluated (late data). One row per partition per written batch, plus a
 -- heartbeat row (rows = 0) about once a second while the ingester has nothing
--- in flight, so an idle partition does not hold detection back. A row with
--- partition -1 is a heartbeat of an ingester that has read nothing yet.
+-- in flight (the batch being filled is empty and no batch is being written),
+-- restating every partition read in the last 10 minutes, so an idle partition
+-- does not hold detection back and a dead ingester falls silent. A row with
+-- partition -1 is a heartbeat of an ingester with no partition to report (it
+-- has read nothing yet, or nothing in the last 10 minutes). Progress inserts
+-- never hold up the data; a failed one is retried with the next.
 -- Kept for a few days by `auditwatch retention` (retention.ingest_progress_days).
 CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_progress
 (
-    written_at      DateTime            COMMENT 'Wall-clock time the batch (or heartbeat) was durably written (UTC)',
+    written_at      DateTime            COMMENT 'Wall-clock time this row was inserted, after the batch it reports was durably written (UTC)',
     seq             UInt64              COMMENT 'Unix nanoseconds when written: orders the rows of one partition',
     topic           String              COMMENT 'Kafka topic',
-    partition       Int32               COMMENT 'Kafka partition; -1 for the heartbeat of an ingester that has read nothing yet',
+    partition       Int32               COMMENT 'Kafka partition; -1 for the heartbeat of an ingester with no partition to report (nothing read yet, or nothing in 10 minutes)',
     consumer_group  String              COMMENT 'Kafka consumer group of the ingester',
     ingester        String              COMMENT 'Ingester instance (host:pid)',
     rows            UInt32              COMMENT 'Rows and dead letters written for this partition in the batch; 0 for a heartbeat',
