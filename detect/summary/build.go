@@ -56,7 +56,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 	to := o.To.UTC().Truncate(time.Hour)
 	r := &Report{Period: o.Period, From: to.Add(-d), To: to, PrevFrom: to.Add(-2 * d), PrevTo: to.Add(-d),
 		GeneratedAt: time.Now().UTC().Truncate(time.Second), Database: b.db, Bucket: time.Hour,
-		Totals: Totals{Errors: map[string]uint64{}}}
+		Totals: Totals{Errors: map[string]uint64{}, Signals: map[string]uint64{}}}
 	if o.Period == "30d" {
 		r.Bucket = 24 * time.Hour
 	}
@@ -246,21 +246,10 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		}); err != nil {
 		return nil, err
 	}
-	// Findings alerted in the period.
-	if err := b.each(ctx, "SELECT key_id, rule_id, severity, summary, eval_time FROM "+b.db+".findings FINAL WHERE status = 'new' AND key_id != '' AND eval_time >= toDateTime(?) AND eval_time < toDateTime(?)"+keyCond+" ORDER BY eval_time DESC",
-		span(r.From, r.To), func(sc scanner) error {
-			var id string
-			var f FindingRef
-			if err := sc.Scan(&id, &f.RuleID, &f.Severity, &f.Summary, &f.EvalTime); err != nil {
-				return err
-			}
-			s := get(id)
-			if len(s.OpenFindings) < 20 {
-				f.EvalTime = f.EvalTime.UTC()
-				s.OpenFindings = append(s.OpenFindings, f)
-			}
-			return nil
-		}); err != nil {
+	// Findings in the period, alerted (status new) and signals (info or low
+	// severity, recorded but never alerted) in one read; suppressed repeats
+	// never show.
+	if err := b.readFindings(ctx, r, o, byID, get); err != nil {
 		return nil, err
 	}
 	// Registry keys without traffic are part of the review too.
@@ -306,6 +295,9 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 		}
 		if len(s.Flags) > 0 {
 			r.Totals.FlaggedKeys++
+		}
+		if len(s.Signals) > 0 {
+			r.Totals.SignalKeys++
 		}
 		r.Totals.Requests += s.Requests
 		r.Totals.PrevRequests += s.PrevRequests
@@ -410,6 +402,10 @@ func (b *Builder) complete(r *Report, s *KeySummary, k *keys.Key, ips map[string
 	if k != nil && k.Status == "active" && (s.LastSeen == nil || r.To.Sub(*s.LastSeen) >= time.Duration(b.StaleDays)*24*time.Hour) &&
 		r.To.Sub(k.CreatedAt) >= time.Duration(b.StaleDays)*24*time.Hour {
 		flag(FlagStale, 10)
+	}
+	if len(s.Signals) > 0 {
+		// Worth a look in the review, never more urgent than any other flag.
+		flag(FlagSignals, 5)
 	}
 }
 

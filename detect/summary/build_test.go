@@ -1,9 +1,14 @@
 package summary_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"net/netip"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +202,125 @@ type posterRecorder struct {
 func (p *posterRecorder) PostReport(_ context.Context, channel, text string, files []alerts.Attachment) error {
 	p.channel, p.text, p.files = channel, text, files
 	return nil
+}
+
+// TestFindingsAndSignals stores findings with every status and checks that
+// the report shows the alerted ones (new) as open findings and the signals
+// (info/low, never alerted) per key and rule and in the totals, that a
+// finding naming its key by fingerprint folds into the registry id, and that
+// suppressed repeats and findings outside the period show nowhere.
+func TestFindingsAndSignals(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	db := testenv.ScratchDB(t, conn)
+	ctx := context.Background()
+	to := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	created := to.AddDate(0, 0, -10)
+	reg := keys.NewStore(conn, db)
+	if err := reg.Upsert(ctx, []keys.Key{
+		{ID: "key_A", Fingerprint: "aaaaaaaaaaaaaaaa", Hint: "bk_live_AAAA…0001", Env: "live", Status: "active", CreatedAt: created,
+			AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		{ID: "key_B", Fingerprint: "bbbbbbbbbbbbbbbb", Hint: "bk_live_BBBB…0002", Env: "live", Status: "active", CreatedAt: created,
+			AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		{ID: "key_C", Hint: "bk_test_CCCC…0003", Env: "test", Status: "active", CreatedAt: created},
+	}, "import"); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	f := func(rule, severity, status, keyID, fp string, ago time.Duration, summary string) detect.Finding {
+		n++
+		group := "key_id=" + keyID
+		if keyID == "" && fp == "" {
+			group = fmt.Sprintf("client_ip=192.0.2.%d", n)
+		}
+		return detect.Finding{ID: fmt.Sprintf("f%02d", n), RuleID: rule, Severity: severity, Status: status, GroupKey: group,
+			KeyID: keyID, KeyFingerprint: fp, EvalTime: to.Add(-ago), Summary: summary}
+	}
+	if err := detect.NewStore(conn, db).SaveFindings(ctx, []detect.Finding{
+		f("outside-allowlist", "critical", detect.StatusNew, "key_A", "aaaaaaaaaaaaaaaa", 3*time.Hour, "A used from 203.0.113.9"),
+		f("outside-allowlist", "critical", detect.StatusSuppressed, "key_A", "", 2*time.Hour, "suppressed repeat"),
+		f("outside-allowlist-rejected", "low", detect.StatusSignal, "key_A", "", 5*time.Hour, "one rejected request from 198.51.100.1"),
+		f("outside-allowlist-rejected", "low", detect.StatusSignal, "key_A", "", 1*time.Hour, "one rejected request from 198.51.100.2"),
+		f("clock-skew", "info", detect.StatusSignal, "key_A", "", 4*time.Hour, "client clock 400 s ahead"),
+		// Named by fingerprint only (the gateway did not know the id).
+		f("outside-allowlist-rejected", "low", detect.StatusSignal, "bbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbb", 2*time.Hour, "B rejected from 198.51.100.3"),
+		f("clock-skew", "info", detect.StatusSuppressed, "key_B", "", 90*time.Minute, "suppressed signal"),
+		// Outside the period.
+		f("stale-key", "low", detect.StatusSignal, "key_C", "", 30*time.Hour, "before the period"),
+		f("outside-allowlist", "critical", detect.StatusNew, "key_C", "", 25*time.Hour, "before the period"),
+		// About no key: counted in the totals only.
+		f("auth-failure-burst-low", "low", detect.StatusSignal, "", "", 6*time.Hour, "21 failures from 192.0.2.9"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := summary.NewBuilder(conn, db, reg).Build(ctx, summary.Options{Period: "24h", To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]summary.KeySummary{}
+	for _, k := range rep.Keys {
+		got[k.KeyID] = k
+	}
+	if len(got) != 3 {
+		t.Fatalf("keys %v, want key_A, key_B, key_C", slices.Collect(maps.Keys(got)))
+	}
+	a, b, c := got["key_A"], got["key_B"], got["key_C"]
+	wantA := []summary.SignalRef{
+		{RuleID: "outside-allowlist-rejected", Count: 2, Severity: "low", Summary: "one rejected request from 198.51.100.2", Latest: to.Add(-time.Hour)},
+		{RuleID: "clock-skew", Count: 1, Severity: "info", Summary: "client clock 400 s ahead", Latest: to.Add(-4 * time.Hour)},
+	}
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"key_A open findings", a.OpenFindings, []summary.FindingRef{{RuleID: "outside-allowlist", Severity: "critical", Summary: "A used from 203.0.113.9", EvalTime: to.Add(-3 * time.Hour)}}},
+		{"key_A signals", a.Signals, wantA},
+		{"key_A flags", a.Flags, []string{summary.FlagOpenFindings, summary.FlagSignals}},
+		{"key_B open findings", len(b.OpenFindings), 0},
+		{"key_B signals (by fingerprint)", b.Signals, []summary.SignalRef{{RuleID: "outside-allowlist-rejected", Count: 1, Severity: "low", Summary: "B rejected from 198.51.100.3", Latest: to.Add(-2 * time.Hour)}}},
+		{"key_B flags", b.Flags, []string{summary.FlagSignals}},
+		{"key_C nothing in the period", [2]int{len(c.OpenFindings), len(c.Signals)}, [2]int{0, 0}},
+		{"key_C flags", len(c.Flags), 0},
+		{"totals by rule", rep.Totals.Signals, map[string]uint64{"outside-allowlist-rejected": 3, "clock-skew": 1, "auth-failure-burst-low": 1}},
+		{"keys with signals", rep.Totals.SignalKeys, 2},
+		{"order: findings before signals only", []string{rep.Keys[0].KeyID, rep.Keys[1].KeyID, rep.Keys[2].KeyID}, []string{"key_A", "key_B", "key_C"}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s = %+v, want %+v", tt.name, tt.got, tt.want)
+		}
+	}
+	if _, ok := got["bbbbbbbbbbbbbbbb"]; ok {
+		t.Error("a finding's fingerprint listed apart from its key")
+	}
+
+	// One key: its findings under either identity, nothing about no key.
+	one, err := summary.NewBuilder(conn, db, reg).Build(ctx, summary.Options{Period: "24h", To: to, KeyID: "key_B"})
+	if err != nil || len(one.Keys) != 1 {
+		t.Fatalf("--key key_B: %v, %+v", err, one)
+	}
+	if !reflect.DeepEqual(one.Keys[0].Signals, b.Signals) || !reflect.DeepEqual(one.Totals.Signals, map[string]uint64{"outside-allowlist-rejected": 1}) {
+		t.Errorf("--key key_B: signals %+v, totals %v", one.Keys[0].Signals, one.Totals.Signals)
+	}
+
+	// The digest has its own section, and no suppressed text anywhere.
+	d := summary.Digest(rep, 5)
+	for _, want := range []string{"*Signals (not alerted)*", "outside-allowlist-rejected — 3", "auth-failure-burst-low — 1", "bk_live_AAAA…0001 — 3 signals"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("digest lacks %q:\n%s", want, d)
+		}
+	}
+	for _, format := range summary.Formats() {
+		var buf bytes.Buffer
+		if err := summary.Render(&buf, rep, format); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String() + d
+		if strings.Contains(out, "suppressed") || strings.Contains(out, "before the period") {
+			t.Errorf("%s shows a suppressed finding or one outside the period", format)
+		}
+		if !strings.Contains(buf.String(), "one rejected request from 198.51.100.2") {
+			t.Errorf("%s lacks the latest signal's summary", format)
+		}
+	}
 }

@@ -68,7 +68,7 @@ func (d *Deliverer) Deliver(ctx context.Context, s Schedule, to time.Time) ([]st
 		}
 	}
 	if d.Log != nil {
-		d.Log.Info("usage summary delivered", "period", r.Period, "keys", r.Totals.Keys, "flagged", r.Totals.FlaggedKeys, "files", paths, "channel", s.Channel)
+		d.Log.Info("usage summary delivered", "period", r.Period, "keys", r.Totals.Keys, "flagged", r.Totals.FlaggedKeys, "signals", signalTotal(r.Totals.Signals), "files", paths, "channel", s.Channel)
 	}
 	return paths, nil
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // Digest is a short text version of a report for chat: totals, the flagged
-// keys, the busiest keys and the biggest changes. Slack mrkdwn renders it;
-// it reads fine as plain text.
+// keys, the busiest keys, the biggest changes and the signals (findings of
+// info or low severity, never alerted on their own) by rule with the keys
+// that have the most. Slack mrkdwn renders it; it reads fine as plain text.
 func Digest(r *Report, limit int) string {
 	if limit <= 0 {
 		limit = 5
@@ -32,7 +33,8 @@ func Digest(r *Report, limit int) string {
 	}
 	var flagged []KeySummary
 	for _, k := range r.Keys {
-		if len(k.Flags) > 0 {
+		// A key whose only flag is its signals is listed under Signals.
+		if len(k.Flags) > 0 && !(len(k.Flags) == 1 && k.Flags[0] == FlagSignals) {
 			flagged = append(flagged, k)
 		}
 	}
@@ -67,7 +69,60 @@ func Digest(r *Report, limit int) string {
 	if len(lines) > 0 {
 		b.WriteString("\n*Biggest changes*\n" + strings.Join(lines, "\n") + "\n")
 	}
+	digestSignals(&b, r, limit, name)
 	return b.String()
+}
+
+// digestSignals writes the "Signals (not alerted)" section: the report's
+// signals counted by rule, then the keys with the most. Nothing without
+// signals.
+func digestSignals(b *strings.Builder, r *Report, limit int, name func(KeySummary) string) {
+	var total uint64
+	for _, n := range r.Totals.Signals {
+		total += n
+	}
+	if total == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n*Signals (not alerted)* — %s in the period, on %d listed keys\n", thousands(total), r.Totals.SignalKeys)
+	for i, c := range sortedCounts(r.Totals.Signals) {
+		if i == limit {
+			fmt.Fprintf(b, "• … and %d more rules in the attached report\n", len(r.Totals.Signals)-limit)
+			break
+		}
+		fmt.Fprintf(b, "• %s — %s\n", secret.Redact(c.Value), thousands(c.N))
+	}
+	var keys []KeySummary
+	for _, k := range r.Keys {
+		if len(k.Signals) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].SignalCount() > keys[j].SignalCount() })
+	if len(keys) == 0 {
+		return
+	}
+	b.WriteString("Top keys:\n")
+	for i, k := range keys {
+		if i == limit {
+			fmt.Fprintf(b, "• … and %d more keys\n", len(keys)-limit)
+			break
+		}
+		rules := make([]string, 0, len(k.Signals))
+		for j, s := range k.Signals {
+			if j == 3 {
+				rules = append(rules, fmt.Sprintf("+%d more", len(k.Signals)-3))
+				break
+			}
+			rules = append(rules, fmt.Sprintf("%s %d", secret.Redact(s.RuleID), s.Count))
+		}
+		n := k.SignalCount()
+		noun := "signals"
+		if n == 1 {
+			noun = "signal"
+		}
+		fmt.Fprintf(b, "• %s — %d %s (%s)\n", name(k), n, noun, strings.Join(rules, ", "))
+	}
 }
 
 func absChange(k KeySummary) float64 {

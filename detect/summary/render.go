@@ -70,6 +70,7 @@ func redactReport(r *Report) *Report {
 	c.PrevFrom, c.PrevTo = r.PrevFrom.UTC(), r.PrevTo.UTC()
 	c.GeneratedAt = r.GeneratedAt.UTC()
 	c.Totals.Errors = cleanCounts(r.Totals.Errors)
+	c.Totals.Signals = cleanCounts(r.Totals.Signals)
 	c.Keys = make([]KeySummary, len(r.Keys))
 	for i, k := range r.Keys {
 		c.Keys[i] = redactKey(k)
@@ -99,6 +100,12 @@ func redactKey(k KeySummary) KeySummary {
 			Summary: cleanText(f.Summary), EvalTime: f.EvalTime.UTC()}
 	}
 	k.OpenFindings = findings
+	signals := make([]SignalRef, len(k.Signals))
+	for i, s := range k.Signals {
+		signals[i] = SignalRef{RuleID: cleanText(s.RuleID), Count: s.Count, Severity: cleanText(s.Severity),
+			Summary: cleanText(s.Summary), Latest: s.Latest.UTC()}
+	}
+	k.Signals = signals
 	k.FirstSeen = utcPtr(k.FirstSeen)
 	k.LastSeen = utcPtr(k.LastSeen)
 	k.CreatedAt = utcPtr(k.CreatedAt)
@@ -403,6 +410,7 @@ var flagInfo = map[string]flagMeta{
 	FlagHighErrorRate:    {"errors", "High error rate", "warn", "more than 10% of requests failed"},
 	FlagUnusualChange:    {"unusual", "Unusual change", "info", "requests changed ×3 or more"},
 	FlagStale:            {"stale", "Stale", "muted", "unused for 45 days or more"},
+	FlagSignals:          {"signals", "Signals", "muted", "info/low findings recorded, not alerted"},
 }
 
 // flagMetaOf describes flag, also one this version does not know.
@@ -451,6 +459,9 @@ func flagSentence(flag string, k *KeySummary, r *Report) string {
 	case FlagUnusualChange:
 		return fmt.Sprintf("%s requests against %s in the previous %s (%s).",
 			fmtCount(k.Requests), fmtCount(k.PrevRequests), dashIfEmpty(r.Period), fmtChange(k.Change, k.Requests, k.PrevRequests))
+	case FlagSignals:
+		return fmt.Sprintf("%s from %s in the period, recorded and not alerted.",
+			countNoun(k.SignalCount(), "signal", "signals"), countNoun(len(k.Signals), "rule", "rules"))
 	case FlagStale:
 		if k.LastSeen == nil {
 			return "never used."
@@ -480,6 +491,24 @@ func topSeries(keys []KeySummary, n int) []*KeySummary {
 	})
 	if len(out) > n {
 		out = out[:n]
+	}
+	return out
+}
+
+// signalTotal is the number of signals in counts by rule.
+func signalTotal(m map[string]uint64) uint64 {
+	var n uint64
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+// signalCounts returns a key's signals as counts by rule, in its order.
+func signalCounts(k *KeySummary) []Count {
+	out := make([]Count, len(k.Signals))
+	for i, s := range k.Signals {
+		out[i] = Count{Value: s.RuleID, N: uint64(s.Count)}
 	}
 	return out
 }

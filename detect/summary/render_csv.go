@@ -14,7 +14,7 @@ var csvHeader = []string{"key_id", "key_hint", "env", "account_id", "owner", "st
 	"requests", "prev_requests", "change", "successes", "success_rate", "distinct_ips",
 	"outside_requests", "outside_ips", "p50_latency_ms", "p95_latency_ms", "bytes_in", "bytes_out",
 	"first_seen", "last_seen", "key_age_days", "rotation_due_days", "flags", "open_findings",
-	"errors", "top_paths"}
+	"errors", "top_paths", "signals", "signal_rules", "latest_signal"}
 
 // renderCSV writes one row per key under csvHeader. Numbers are plain
 // (change and success_rate are ratios: 0.35 is +35%; change is "inf" for a
@@ -22,7 +22,10 @@ var csvHeader = []string{"key_id", "key_hint", "env", "account_id", "owner", "st
 // empty when unknown. Lists are space-separated ("code=n", "path=n"; a path
 // without a count is written alone); spaces inside an item are written %20.
 // Text cells that a spreadsheet would take for a formula (=, +, -, @) start
-// with a "'".
+// with a "'". open_findings counts the alerted findings; signals counts the
+// findings recorded but not alerted, signal_rules splits them by rule
+// ("rule=n") and latest_signal is the summary of the latest; these are last
+// so that earlier columns keep their places.
 func renderCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
@@ -45,6 +48,14 @@ func renderCSV(w io.Writer, r *Report) error {
 		ips := make([]string, len(k.OutsideIPs))
 		for j, ip := range k.OutsideIPs {
 			ips[j] = csvItem(ip)
+		}
+		sigItems := make([]string, len(k.Signals))
+		for j, sg := range k.Signals {
+			sigItems[j] = csvItem(sg.RuleID) + "=" + strconv.Itoa(sg.Count)
+		}
+		latest := ""
+		if len(k.Signals) > 0 {
+			latest = latestSignal(k).Summary
 		}
 		flags := make([]string, len(k.Flags))
 		for j, f := range k.Flags {
@@ -69,6 +80,7 @@ func renderCSV(w io.Writer, r *Report) error {
 			csvTime(k.FirstSeen), csvTime(k.LastSeen), age, rotation,
 			csvText(strings.Join(flags, " ")), strconv.Itoa(len(k.OpenFindings)),
 			csvText(strings.Join(errItems, " ")), csvText(strings.Join(pathItems, " ")),
+			strconv.Itoa(k.SignalCount()), csvText(strings.Join(sigItems, " ")), csvText(latest),
 		}
 		if err := cw.Write(row); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -19,6 +20,7 @@ type htmlView struct {
 	Tiles     []htmlTile
 	Flagged   []htmlCard
 	Rows      []htmlRow
+	Signals   *htmlSignals  // nil without signals
 	Lines     *lineChartSVG // nil without traffic
 	Errors    *barChartSVG  // nil without failures
 }
@@ -68,12 +70,36 @@ type htmlFinding struct {
 	Rule, Severity, Summary, Time string
 }
 
+// htmlSignal is a key's signals of one rule on a card.
+type htmlSignal struct {
+	Rule, Count, Severity, Summary, Latest string
+}
+
+// htmlSignals is the report's signals: counts by rule, and the keys with
+// the most.
+type htmlSignals struct {
+	Total  string
+	Keys   string // "2 listed keys have some"
+	Rules  []string
+	Top    []htmlSignalKey
+	Hidden int // keys with signals not in Top
+}
+
+// htmlSignalKey is a key in the signals section.
+type htmlSignalKey struct {
+	ID, Label, KeyID, Owner, Count, Rules, Latest string
+}
+
+// htmlMaxSignalKeys bounds the keys of the signals section.
+const htmlMaxSignalKeys = 10
+
 // htmlCard is a flagged key in "Needs attention".
 type htmlCard struct {
 	htmlRow
 	Level     string // the most urgent flag's level, for the card's edge
 	Sentences []htmlSentence
 	Findings  []htmlFinding
+	Signals   []htmlSignal
 	Outside   []string
 	OutsideN  string
 	Allowed   string
@@ -116,6 +142,7 @@ func newHTMLView(r *Report) *htmlView {
 		{Label: "Requests", Value: fmtCount(t.Requests), Note: fmt.Sprintf("%s vs %s in the previous period",
 			fmtChange(totalChange(t), t.Requests, t.PrevRequests), fmtCount(t.PrevRequests))},
 		{Label: "Failed requests", Value: fmtCount(failed), Note: failedNote},
+		newSignalTile(t),
 	}
 
 	for i := range r.Keys {
@@ -126,12 +153,54 @@ func newHTMLView(r *Report) *htmlView {
 			v.Flagged = append(v.Flagged, newHTMLCard(row, k, r))
 		}
 	}
+	v.Signals = newHTMLSignals(r)
 	if top := topSeries(r.Keys, 8); len(top) > 0 {
 		lc := newLineChart(r, top)
 		v.Lines = &lc
 	}
 	if em := newErrorMix(r); len(em.Rows) > 0 {
 		v.Errors = &em
+	}
+	return v
+}
+
+// newSignalTile is the tile of the signals: how many, and the most frequent
+// rule.
+func newSignalTile(t Totals) htmlTile {
+	n := signalTotal(t.Signals)
+	note := "none recorded"
+	if n > 0 {
+		note = "recorded, not alerted · most: " + sortedCounts(t.Signals)[0].Value
+	}
+	return htmlTile{Label: "Signals", Value: fmtCount(n), Note: note}
+}
+
+// newHTMLSignals returns the signals section, nil without signals.
+func newHTMLSignals(r *Report) *htmlSignals {
+	n := signalTotal(r.Totals.Signals)
+	if n == 0 {
+		return nil
+	}
+	v := &htmlSignals{Total: fmtCount(n), Keys: countNoun(r.Totals.SignalKeys, "listed key has", "listed keys have") + " some."}
+	for _, c := range sortedCounts(r.Totals.Signals) {
+		v.Rules = append(v.Rules, c.Value+" "+fmtCount(c.N))
+	}
+	var with []int
+	for i := range r.Keys {
+		if len(r.Keys[i].Signals) > 0 {
+			with = append(with, i)
+		}
+	}
+	slices.SortStableFunc(with, func(a, b int) int { return r.Keys[b].SignalCount() - r.Keys[a].SignalCount() })
+	for j, i := range with {
+		if j == htmlMaxSignalKeys {
+			v.Hidden = len(with) - j
+			break
+		}
+		k := &r.Keys[i]
+		latest := latestSignal(k)
+		v.Top = append(v.Top, htmlSignalKey{ID: fmt.Sprintf("k%d", i+1), Label: keyLabel(k), KeyID: k.KeyID, Owner: ownerLabel(k),
+			Count: fmt.Sprint(k.SignalCount()), Rules: fmtCounts(signalCounts(k), 3), Latest: fmtTime(latest.Latest) + " · " + latest.Summary})
 	}
 	return v
 }
@@ -196,6 +265,10 @@ func newHTMLCard(row htmlRow, k *KeySummary, r *Report) htmlCard {
 	}
 	for _, f := range k.OpenFindings {
 		c.Findings = append(c.Findings, htmlFinding{Rule: f.RuleID, Severity: dashIfEmpty(f.Severity), Summary: f.Summary, Time: fmtTime(f.EvalTime)})
+	}
+	for _, sg := range k.Signals {
+		c.Signals = append(c.Signals, htmlSignal{Rule: sg.RuleID, Count: "×" + fmt.Sprint(sg.Count), Severity: dashIfEmpty(sg.Severity),
+			Summary: sg.Summary, Latest: fmtTime(sg.Latest)})
 	}
 	if len(k.OutsideIPs) > 0 {
 		c.OutsideN = fmt.Sprintf("%s requests from %s", fmtCount(k.OutsideRequests), countNoun(len(k.OutsideIPs), "address", "addresses"))
@@ -270,7 +343,7 @@ h2 { font-size: 18px; margin: 36px 0 12px; padding-bottom: 6px; border-bottom: 1
 h3 { font-size: 15px; margin: 0; }
 .sub { color: var(--muted); margin: 0; }
 .sub span + span::before { content: " · "; }
-.tiles { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 12px; margin: 20px 0 0; }
+.tiles { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 12px; margin: 20px 0 0; }
 .tile { border: 1px solid var(--border); border-radius: 8px; padding: 12px 14px; background: var(--soft); }
 .tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; }
 .tile .value { font-size: 26px; font-weight: 600; font-variant-numeric: tabular-nums; }
@@ -294,6 +367,11 @@ h3 { font-size: 15px; margin: 0; }
 .card .section > .h { font-size: 12px; text-transform: uppercase; letter-spacing: 0.03em; color: var(--muted); }
 .findings { width: 100%; border-collapse: collapse; font-size: 13px; margin-top: 2px; }
 .findings td { padding: 3px 6px 3px 0; vertical-align: top; border-top: 1px solid var(--soft); }
+.section.signals { border-top: 1px dashed var(--mute-bd); padding-top: 4px; }
+.section.signals .findings { color: var(--mute); }
+table.signals { border-collapse: collapse; font-size: 12.5px; margin-top: 8px; color: var(--mute); }
+table.signals th { text-align: left; font-size: 11px; text-transform: uppercase; color: var(--muted); border-bottom: 1px solid var(--border); padding: 4px 8px 4px 0; }
+table.signals td { border-bottom: 1px dashed var(--border); padding: 4px 8px 4px 0; vertical-align: top; }
 .chips code { display: inline-block; background: var(--soft); border: 1px solid var(--border); border-radius: 4px; padding: 0 5px; margin: 2px 4px 2px 0; overflow-wrap: anywhere; }
 .badge { display: inline-block; border: 1px solid; border-radius: 999px; padding: 0 8px; margin: 1px 4px 1px 0; font-size: 12px; font-weight: 600; white-space: nowrap; }
 .badge.crit { color: var(--crit); background: var(--crit-bg); border-color: var(--crit-bd); }
@@ -357,7 +435,7 @@ svg, .badge, .env, .tile, .sw, .card { -webkit-print-color-adjust: exact; print-
   body { font-size: 9.5pt; }
   main { max-width: none; padding: 0; }
   h2 { break-after: avoid; page-break-after: avoid; margin-top: 18pt; }
-  .tiles { grid-template-columns: repeat(4, minmax(0, 1fr)); }
+  .tiles { grid-template-columns: repeat(5, minmax(0, 1fr)); }
   .tile { background: #fff; }
   .cards { display: block; }
   .card { margin-bottom: 10pt; }
@@ -418,10 +496,18 @@ svg, .badge, .env, .tile, .sw, .card { -webkit-print-color-adjust: exact; print-
 {{- end}}
 </ul>
 {{- if .Findings}}
-<div class="section"><div class="h">Open findings</div>
+<div class="section"><div class="h">Alerted findings</div>
 <table class="findings">
 {{- range .Findings}}
 <tr><td><span class="sev {{.Severity}}">{{.Severity}}</span></td><td><code>{{.Rule}}</code></td><td>{{.Summary}}</td><td class="dim">{{.Time}}</td></tr>
+{{- end}}
+</table></div>
+{{- end}}
+{{- if .Signals}}
+<div class="section signals"><div class="h">Signals · recorded, not alerted</div>
+<table class="findings">
+{{- range .Signals}}
+<tr><td><span class="sev {{.Severity}}">{{.Severity}}</span></td><td><code>{{.Rule}}</code> {{.Count}}</td><td>{{.Summary}}</td><td class="dim">latest {{.Latest}}</td></tr>
 {{- end}}
 </table></div>
 {{- end}}
@@ -442,6 +528,25 @@ svg, .badge, .env, .tile, .sw, .card { -webkit-print-color-adjust: exact; print-
 </div>
 {{- end}}
 </section>
+
+{{- with .Signals}}
+<section id="signals">
+<h2>Signals — recorded, not alerted ({{.Total}})</h2>
+<p class="dim">Findings of info or low severity: never alerted on their own, listed here for review. {{.Keys}}</p>
+<div class="chips">{{range .Rules}}<code>{{.}}</code>{{end}}</div>
+{{- if .Top}}
+<table class="signals">
+<thead><tr><th>Key / owner</th><th>Signals</th><th>Rules</th><th>Latest</th></tr></thead>
+<tbody>
+{{- range .Top}}
+<tr><td><code title="key id {{.KeyID}}">{{.Label}}</code>{{if .Owner}} <span class="dim">{{.Owner}}</span>{{end}}</td><td>{{.Count}}</td><td>{{.Rules}}</td><td>{{.Latest}}</td></tr>
+{{- end}}
+</tbody>
+</table>
+{{- if .Hidden}}<p class="dim">and {{.Hidden}} more keys with signals, flagged in the table below.</p>{{end}}
+{{- end}}
+</section>
+{{- end}}
 
 <section id="charts">
 <h2>Requests over time</h2>

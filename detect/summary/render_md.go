@@ -9,8 +9,9 @@ import (
 )
 
 // renderMarkdown writes the report as Markdown: a title, a summary
-// paragraph, the flagged keys ("Needs attention") as a table and a short
-// bullet list each, then a table of all keys. Untrusted text is escaped so
+// paragraph (with the signals by rule), the flagged keys ("Needs
+// attention") as a table and a short bullet list each (alerted findings
+// under "Open findings", signals under "Signals"), then a table of all keys. Untrusted text is escaped so
 // that it renders literally: no HTML, links or emphasis can come from data,
 // and "|" cannot break a table.
 func renderMarkdown(w io.Writer, r *Report) error {
@@ -31,7 +32,12 @@ func renderMarkdown(w io.Writer, r *Report) error {
 		}
 		ew.printf("; %s failed, most often with %s", fmtCount(sum), mdCountList(errs, 3))
 	}
-	ew.printf(".\n\n")
+	ew.printf(".")
+	if n := signalTotal(t.Signals); n > 0 {
+		ew.printf(" %s recorded and not alerted (info or low severity): %s.", countNoun(int(n), "signal was", "signals were"),
+			mdCountList(sortedCounts(t.Signals), 5))
+	}
+	ew.printf("\n\n")
 
 	var flagged []int
 	for i := range r.Keys {
@@ -43,10 +49,10 @@ func renderMarkdown(w io.Writer, r *Report) error {
 	if len(flagged) == 0 {
 		ew.printf("No key is flagged.\n\n")
 	} else {
-		mdTable(ew, []string{"Key", "Owner / account", "Requests", "Change", "Flags", "Open findings"}, "llrrlr", len(flagged), func(row int) []string {
+		mdTable(ew, []string{"Key", "Owner / account", "Requests", "Change", "Flags", "Open findings", "Signals"}, "llrrlrr", len(flagged), func(row int) []string {
 			k := &r.Keys[flagged[row]]
 			return []string{mdCode(keyLabel(k)), mdText(dashIfEmpty(ownerLabel(k))), fmtCount(k.Requests),
-				fmtChange(k.Change, k.Requests, k.PrevRequests), mdFlags(k.Flags), fmt.Sprint(len(k.OpenFindings))}
+				fmtChange(k.Change, k.Requests, k.PrevRequests), mdFlags(k.Flags), fmt.Sprint(len(k.OpenFindings)), fmt.Sprint(k.SignalCount())}
 		})
 		for _, i := range flagged {
 			mdKeyDetails(ew, &r.Keys[i], r)
@@ -59,7 +65,7 @@ func renderMarkdown(w io.Writer, r *Report) error {
 		return ew.err
 	}
 	mdTable(ew, []string{"Key", "Env", "Owner / account", "Requests", "Change", "Success", "Top errors", "IPs",
-		"Outside IPs", "p50 / p95 ms", "Last seen", "Rotation", "Flags"}, "lllrrrlrrrlll", len(r.Keys), func(row int) []string {
+		"Outside IPs", "p50 / p95 ms", "Last seen", "Rotation", "Signals", "Flags"}, "lllrrrlrrrllrl", len(r.Keys), func(row int) []string {
 		k := &r.Keys[row]
 		outside := "—"
 		if len(k.OutsideIPs) > 0 {
@@ -68,7 +74,7 @@ func renderMarkdown(w io.Writer, r *Report) error {
 		return []string{mdCode(keyLabel(k)), mdText(dashIfEmpty(k.Env)), mdText(dashIfEmpty(ownerLabel(k))),
 			fmtCount(k.Requests), fmtChange(k.Change, k.Requests, k.PrevRequests), fmtRate(k.SuccessRate, k.Requests),
 			mdCountList(sortedCounts(k.Errors), 3), fmtCount(k.DistinctIPs), outside, fmtLatency(k),
-			mdLastSeen(k.LastSeen, r.To), fmtRotation(k), mdFlags(k.Flags)}
+			mdLastSeen(k.LastSeen, r.To), fmtRotation(k), mdSignalCount(k), mdFlags(k.Flags)}
 	})
 	return ew.err
 }
@@ -82,13 +88,16 @@ func mdKeyDetails(ew *errWriter, k *KeySummary, r *Report) {
 		ew.printf(" — %s", mdText(o))
 	}
 	ew.printf("\n\n")
-	findingsDone, outsideDone, rotationDone := false, false, false
+	findingsDone, signalsDone, outsideDone, rotationDone := false, false, false, false
 	for _, f := range k.Flags {
 		ew.printf("- **%s:** %s\n", mdText(flagMetaOf(f).Title), mdText(flagSentence(f, k, r)))
 		switch f {
 		case FlagOpenFindings:
 			mdFindings(ew, k.OpenFindings)
 			findingsDone = true
+		case FlagSignals:
+			mdSignals(ew, k.Signals)
+			signalsDone = true
 		case FlagOutsideAllowlist:
 			mdOutside(ew, k.OutsideIPs)
 			outsideDone = true
@@ -99,6 +108,10 @@ func mdKeyDetails(ew *errWriter, k *KeySummary, r *Report) {
 	if !findingsDone && len(k.OpenFindings) > 0 {
 		ew.printf("- Open findings:\n")
 		mdFindings(ew, k.OpenFindings)
+	}
+	if !signalsDone && len(k.Signals) > 0 {
+		ew.printf("- Signals (recorded, not alerted):\n")
+		mdSignals(ew, k.Signals)
 	}
 	if !outsideDone && len(k.OutsideIPs) > 0 {
 		ew.printf("- Outside the allowlist:\n")
@@ -122,6 +135,23 @@ func mdFindings(ew *errWriter, fs []FindingRef) {
 		ew.printf("  - %s (%s, %s) — %s\n", mdCode(f.RuleID), mdText(dashIfEmpty(f.Severity)),
 			fmtTime(f.EvalTime), mdText(f.Summary))
 	}
+}
+
+// mdSignals writes signals as a nested list, one item per rule: how many,
+// and the latest one's severity, time and summary.
+func mdSignals(ew *errWriter, sig []SignalRef) {
+	for _, s := range sig {
+		ew.printf("  - %s ×%d (%s, latest %s) — %s\n", mdCode(s.RuleID), s.Count, mdText(dashIfEmpty(s.Severity)),
+			fmtTime(s.Latest), mdText(s.Summary))
+	}
+}
+
+// mdSignalCount is the key's number of signals, "—" for none.
+func mdSignalCount(k *KeySummary) string {
+	if len(k.Signals) == 0 {
+		return "—"
+	}
+	return fmt.Sprint(k.SignalCount())
 }
 
 // mdOutside writes addresses as a nested item.

@@ -54,12 +54,15 @@ var tableColumns = []tableColumn{
 	{title: "SEEN", max: 12, min: 12, cell: func(k *KeySummary, r *Report) string { return fmtAgo(k.LastSeen, r.To) }},
 	{title: "ROTATION", max: 14, min: 14, cell: func(k *KeySummary, _ *Report) string { return fmtRotation(k) }},
 	{title: "FLAGS", max: 48, min: 10, cell: func(k *KeySummary, _ *Report) string {
-		if len(k.Flags) == 0 {
-			return "—"
+		// Signals are listed under the table, apart from what was alerted.
+		var short []string
+		for _, f := range k.Flags {
+			if f != FlagSignals {
+				short = append(short, flagMetaOf(f).Short)
+			}
 		}
-		short := make([]string, len(k.Flags))
-		for i, f := range k.Flags {
-			short[i] = flagMetaOf(f).Short
+		if len(short) == 0 {
+			return "—"
 		}
 		return strings.Join(short, " ")
 	}},
@@ -74,8 +77,9 @@ const (
 )
 
 // renderTable writes the report as aligned text, at most tableWidth columns:
-// a header with the period and totals, one row per key, and a legend of the
-// flags shown. Cells too wide for their column end with "…".
+// a header with the period and totals (signals by rule among them), one row
+// per key, the keys' signals (recorded, not alerted) one line each, and a
+// legend of the flags shown. Cells too wide for their column end with "…".
 func renderTable(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	ew.printf("%s\n", ellipsize(fmt.Sprintf("API key usage review · %s · %s", dashIfEmpty(r.Period), fmtSpan(r.From, r.To)), tableWidth))
@@ -85,6 +89,9 @@ func renderTable(w io.Writer, r *Report) error {
 		fmtChange(totalChange(t), t.Requests, t.PrevRequests), fmtCount(t.PrevRequests)), tableWidth))
 	if len(t.Errors) > 0 {
 		ew.printf("%s\n", ellipsize("errors: "+fmtCounts(sortedCounts(t.Errors), 6), tableWidth))
+	}
+	if n := signalTotal(t.Signals); n > 0 {
+		ew.printf("%s\n", ellipsize(fmt.Sprintf("signals (recorded, not alerted): %s · %s", fmtCount(n), fmtCounts(sortedCounts(t.Signals), 6)), tableWidth))
 	}
 	ew.printf("\n")
 	if len(r.Keys) == 0 {
@@ -129,6 +136,7 @@ func renderTable(w io.Writer, r *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	tableSignals(ew, r.Keys)
 	if legend := flagLegend(r.Keys); legend != "" {
 		ew.printf("\n")
 		for _, line := range wrapWords("flags: "+legend, tableWidth) {
@@ -137,6 +145,46 @@ func renderTable(w io.Writer, r *Report) error {
 	}
 	ew.printf("\ngenerated %s · database %s\n", fmtTime(r.GeneratedAt), dashIfEmpty(r.Database))
 	return ew.err
+}
+
+// tableMaxSignalKeys bounds the keys listed under the table's signals.
+const tableMaxSignalKeys = 20
+
+// tableSignals lists, under the table, each key's signals (recorded, not
+// alerted: apart from the alerted findings, which the flags show): its
+// label, counts by rule, and the latest signal's time and summary.
+func tableSignals(ew *errWriter, keys []KeySummary) {
+	var with []*KeySummary
+	for i := range keys {
+		if len(keys[i].Signals) > 0 {
+			with = append(with, &keys[i])
+		}
+	}
+	if len(with) == 0 {
+		return
+	}
+	ew.printf("\nsignals (recorded, not alerted):\n")
+	for i, k := range with {
+		if i == tableMaxSignalKeys {
+			ew.printf("  +%d more keys with signals\n", len(with)-i)
+			break
+		}
+		latest := latestSignal(k)
+		line := fmt.Sprintf("  %s  %s · latest %s: %s", keyLabel(k), fmtCounts(signalCounts(k), 3),
+			latest.Latest.Format("01-02 15:04"), dashIfEmpty(latest.Summary))
+		ew.printf("%s\n", ellipsize(line, tableWidth))
+	}
+}
+
+// latestSignal returns the most recent of k's signals (k has at least one).
+func latestSignal(k *KeySummary) SignalRef {
+	latest := k.Signals[0]
+	for _, s := range k.Signals[1:] {
+		if s.Latest.After(latest.Latest) {
+			latest = s
+		}
+	}
+	return latest
 }
 
 // tableWidths returns each column's width: its widest cell up to the
@@ -195,14 +243,14 @@ func fitCounts(cs []Count, width int) string {
 	return ellipsize(ellipsize(cs[0].Value, width-utf8.RuneCountInString(tail))+tail, width)
 }
 
-// flagLegend explains the short flag names used in rows, in the order of
-// flagInfo's keys as they first appear.
+// flagLegend explains the short flag names used in rows, in the order they
+// first appear (signals have their own list, not a flag column entry).
 func flagLegend(keys []KeySummary) string {
 	seen := map[string]bool{}
 	var parts []string
 	for _, k := range keys {
 		for _, f := range k.Flags {
-			if seen[f] {
+			if seen[f] || f == FlagSignals {
 				continue
 			}
 			seen[f] = true

@@ -28,14 +28,17 @@ const renderFullKey = "bk_live_Q7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2"
 var fullKeyRe = regexp.MustCompile(`bk_(?:live|test)_[A-Za-z0-9_\-]{5,}`)
 
 // sampleRenderReport returns a 24h report of six keys, in priority order:
-//  1. live, flagged: open finding, outside allowlist, rotation overdue;
-//     hostile owner and path (<script>, |), a full key in a finding summary;
-//  2. live, an IPv6 address outside the allowlist, high error rate, a full
-//     key in a path;
+//  1. live, flagged: open finding, outside allowlist, rotation overdue,
+//     signals; hostile owner and path (<script>, |), a full key in a finding
+//     and a signal summary;
+//  2. live, an IPv6 address outside the allowlist, high error rate, signals
+//     of two rules (markup in a summary), a full key in a path;
 //  3. unregistered, without a hint (shown by key id);
 //  4. live, new in the period (Change +Inf);
 //  5. live, stale: no requests, every bucket zero;
 //  6. test env, no flags.
+//
+// The totals also count a signal about no key (auth-failure-burst-low).
 func sampleRenderReport(tb testing.TB) *Report {
 	tb.Helper()
 	to := time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
@@ -77,8 +80,10 @@ func sampleRenderReport(tb testing.TB) *Report {
 			OpenFindings: []FindingRef{{RuleID: "outside_allowlist_ip", Severity: "high",
 				Summary:  "Key " + renderFullKey + " used from 203.0.113.9, outside its allowlist",
 				EvalTime: to.Add(-5 * time.Hour)}},
-			Flags:    []string{FlagOpenFindings, FlagOutsideAllowlist, FlagRotationOverdue},
-			Priority: 190, Series: series(12000, 300),
+			Signals: []SignalRef{{RuleID: "ip-allowlist-rejected", Count: 3, Severity: "low",
+				Summary: "Rejected request with " + renderFullKey + " from 198.51.100.99", Latest: to.Add(-2 * time.Hour)}},
+			Flags:    []string{FlagOpenFindings, FlagOutsideAllowlist, FlagRotationOverdue, FlagSignals},
+			Priority: 195, Series: series(12000, 300),
 		},
 		{
 			KeyID: "kid_quant_02", Hint: "bk_live_c3d4…q7r8", Env: "live", AccountID: "acct-200", Owner: "Quant team",
@@ -89,7 +94,11 @@ func sampleRenderReport(tb testing.TB) *Report {
 			P50LatencyMS: 8.5, P95LatencyMS: 95, FirstSeen: tp(from), LastSeen: tp(to.Add(-time.Hour)),
 			CreatedAt: tp(to.AddDate(0, 0, -30)), LastRotation: tp(to.AddDate(0, 0, -30)),
 			KeyAgeDays: 30, RotationDueDays: 60, AllowedCIDRs: []string{"192.0.2.0/24"},
-			Flags: []string{FlagOutsideAllowlist, FlagHighErrorRate}, Priority: 105, Series: series(900, 200),
+			Signals: []SignalRef{
+				{RuleID: "clock-skew", Count: 2, Severity: "info", Summary: "client clock 420 s ahead", Latest: to.Add(-6 * time.Hour)},
+				{RuleID: "ip-allowlist-rejected", Count: 1, Severity: "low", Summary: "one request from 2001:db8::1 rejected <b>|</b>", Latest: to.Add(-9 * time.Hour)},
+			},
+			Flags: []string{FlagOutsideAllowlist, FlagHighErrorRate, FlagSignals}, Priority: 110, Series: series(900, 200),
 		},
 		{
 			KeyID: "9f1c2e3d4b5a6978", Env: "live", AccountID: "acct-777", Requests: 300, PrevRequests: 250,
@@ -126,7 +135,7 @@ func sampleRenderReport(tb testing.TB) *Report {
 	}
 	r := &Report{Period: "24h", From: from, To: to, PrevFrom: from.Add(-24 * time.Hour), PrevTo: from,
 		GeneratedAt: to.Add(4 * time.Minute), Database: "auditwatch", Bucket: time.Hour,
-		Totals: Totals{Errors: map[string]uint64{}}, Keys: keys}
+		Totals: Totals{Errors: map[string]uint64{}, Signals: map[string]uint64{"auth-failure-burst-low": 1}}, Keys: keys}
 	for _, k := range keys {
 		r.Totals.Keys++
 		if k.Requests > 0 {
@@ -139,6 +148,12 @@ func sampleRenderReport(tb testing.TB) *Report {
 		r.Totals.PrevRequests += k.PrevRequests
 		for code, n := range k.Errors {
 			r.Totals.Errors[code] += n
+		}
+		for _, sg := range k.Signals {
+			r.Totals.Signals[sg.RuleID] += uint64(sg.Count)
+		}
+		if len(k.Signals) > 0 {
+			r.Totals.SignalKeys++
 		}
 	}
 	return r
@@ -337,7 +352,7 @@ func TestRenderCSV(t *testing.T) {
 	wantHeader := []string{"key_id", "key_hint", "env", "account_id", "owner", "status", "registered", "requests",
 		"prev_requests", "change", "successes", "success_rate", "distinct_ips", "outside_requests", "outside_ips",
 		"p50_latency_ms", "p95_latency_ms", "bytes_in", "bytes_out", "first_seen", "last_seen", "key_age_days",
-		"rotation_due_days", "flags", "open_findings", "errors", "top_paths"}
+		"rotation_due_days", "flags", "open_findings", "errors", "top_paths", "signals", "signal_rules", "latest_signal"}
 	if !reflect.DeepEqual(recs[0], wantHeader) {
 		t.Fatalf("header = %v\nwant %v", recs[0], wantHeader)
 	}
@@ -364,7 +379,16 @@ func TestRenderCSV(t *testing.T) {
 		{1, "change", "0.5"},
 		{1, "success_rate", "0.975"},
 		{1, "outside_ips", "198.51.100.7 203.0.113.9"},
-		{1, "flags", "open_findings outside_allowlist rotation_overdue"},
+		{1, "flags", "open_findings outside_allowlist rotation_overdue signals"},
+		{1, "signals", "3"},
+		{1, "signal_rules", "ip-allowlist-rejected=3"},
+		{2, "signals", "3"},
+		{2, "signal_rules", "clock-skew=2 ip-allowlist-rejected=1"},
+		{2, "latest_signal", "client clock 420 s ahead"},
+		{1, "latest_signal", "Rejected request with bk_live_Q7w8…G1h2 from 198.51.100.99"},
+		{6, "latest_signal", ""},
+		{6, "signals", "0"},
+		{6, "signal_rules", ""},
 		{1, "open_findings", "1"},
 		{1, "errors", "invalid_signature=230 ip_not_whitelisted=62 rate_limited=8"},
 		{1, "top_paths", "/v1/orders=9000 /v1/positions?x=<script>|y=2000 /v1/account=1000"},
@@ -741,4 +765,98 @@ func TestRenderCellFormats(t *testing.T) {
 	if got := fmtRotation(&KeySummary{RotationDueDays: -5}); got != "—" {
 		t.Errorf("fmtRotation(unregistered) = %q, want —", got)
 	}
+}
+
+// TestRenderSignals checks that every format shows the signals (recorded,
+// not alerted) apart from the alerted findings, with their counts by rule
+// and the latest summary, masked and escaped like all text.
+func TestRenderSignals(t *testing.T) {
+	tests := []struct {
+		format string
+		want   []string
+		absent []string
+	}{
+		{"table", []string{
+			"signals (recorded, not alerted): 7 · ip-allowlist-rejected 4, clock-skew 2, auth-failure-burst-low 1",
+			"\nsignals (recorded, not alerted):\n  bk_live_a1b2…o5p6  ip-allowlist-rejected 3 · latest 06-01 22:00: Rejected request with bk_live_Q7w8…G1h2 from 198.51.100.99\n" +
+				"  bk_live_c3d4…q7r8  clock-skew 2, ip-allowlist-rejected 1 · latest 06-01 18:00: client clock 420 s ahead\n",
+		}, []string{"rotate signals", "signals = "}},
+		{"md", []string{
+			"7 signals were recorded and not alerted (info or low severity): `ip-allowlist-rejected` 4, `clock-skew` 2, `auth-failure-burst-low` 1.",
+			"| Key | Owner / account | Requests | Change | Flags | Open findings | Signals |",
+			"- **Open findings:** 1 finding alerted in the period.\n  - `outside_allowlist_ip` (high,",
+			"- **Signals:** 3 signals from 2 rules in the period, recorded and not alerted.\n" +
+				"  - `clock-skew` ×2 (info, latest 2025-06-01 18:00 UTC) — client clock 420 s ahead\n" +
+				"  - `ip-allowlist-rejected` ×1 (low, latest 2025-06-01 15:00 UTC) — one request from 2001:db8::1 rejected &lt;b&gt;|&lt;/b&gt;\n",
+		}, []string{"<b>"}},
+		{"html", []string{
+			`<div class="tile"><div class="label">Signals</div><div class="value">7</div><div class="note">recorded, not alerted · most: ip-allowlist-rejected</div></div>`,
+			`<div class="section"><div class="h">Alerted findings</div>`,
+			`<div class="section signals"><div class="h">Signals · recorded, not alerted</div>`,
+			`<td><code>clock-skew</code> ×2</td><td>client clock 420 s ahead</td><td class="dim">latest 2025-06-01 18:00 UTC</td>`,
+			"one request from 2001:db8::1 rejected &lt;b&gt;|&lt;/b&gt;",
+			`<h2>Signals — recorded, not alerted (7)</h2>`,
+			"2 listed keys have some.",
+			`<span class="badge muted" title="signals">Signals</span>`,
+		}, []string{"<b>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			out := renderString(t, sampleRenderReport(t), tt.format)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(out, a) {
+					t.Errorf("output contains %q", a)
+				}
+			}
+		})
+	}
+	t.Run("html sections", func(t *testing.T) {
+		out := renderString(t, sampleRenderReport(t), "html")
+		sig := renderSection(t, out, `<section id="signals">`, "</section>")
+		renderInOrder(t, sig, []string{"ip-allowlist-rejected 4", "clock-skew 2", "auth-failure-burst-low 1", sampleLabels[0], sampleLabels[1]})
+		for _, label := range sampleLabels[2:] {
+			if strings.Contains(sig, label) {
+				t.Errorf("%s in the signals section without signals", label)
+			}
+		}
+		// Alerted findings and signals are separate parts of a card.
+		card := renderSection(t, out, `<article class="card crit" aria-labelledby="card-k1">`, "</article>")
+		renderInOrder(t, card, []string{"Alerted findings", "outside_allowlist_ip", "Signals · recorded, not alerted", "ip-allowlist-rejected"})
+		empty := sampleRenderReport(t)
+		empty.Totals.Signals = nil
+		for i := range empty.Keys {
+			empty.Keys[i].Signals = nil
+		}
+		out = renderString(t, empty, "html")
+		if strings.Contains(out, `<section id="signals">`) || !strings.Contains(out, `<div class="note">none recorded</div>`) {
+			t.Error("a report without signals has a signals section, or no empty tile")
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		var got struct {
+			Totals Totals `json:"totals"`
+			Keys   []struct {
+				OpenFindings []FindingRef `json:"open_findings"`
+				Signals      []SignalRef  `json:"signals"`
+			} `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(renderString(t, sampleRenderReport(t), "json")), &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]uint64{"ip-allowlist-rejected": 4, "clock-skew": 2, "auth-failure-burst-low": 1}
+		if !reflect.DeepEqual(got.Totals.Signals, want) || got.Totals.SignalKeys != 2 {
+			t.Errorf("totals signals %v on %d keys, want %v on 2", got.Totals.Signals, got.Totals.SignalKeys, want)
+		}
+		if s := got.Keys[0].Signals; len(s) != 1 || s[0].Count != 3 || s[0].Summary != "Rejected request with bk_live_Q7w8…G1h2 from 198.51.100.99" {
+			t.Errorf("key 0 signals %+v", s)
+		}
+		if len(got.Keys[0].OpenFindings) != 1 || len(got.Keys[1].Signals) != 2 || got.Keys[5].Signals == nil {
+			t.Errorf("open findings %d, key 1 signals %d, key 5 signals %v (want [])", len(got.Keys[0].OpenFindings), len(got.Keys[1].Signals), got.Keys[5].Signals)
+		}
+	})
 }

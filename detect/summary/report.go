@@ -33,6 +33,13 @@ type Totals struct {
 	// (typos, guesses, enumeration): counted here, not listed as keys.
 	UnknownKeys     int    `json:"unknown_keys"`
 	UnknownRequests uint64 `json:"unknown_requests"`
+	// Signals are the findings of info or low severity in the period
+	// (recorded, never alerted on their own), by rule: those of the keys
+	// listed, of keys not listed (never a working key) and, without a key
+	// filter, of findings about no key (rules grouped by client address).
+	Signals map[string]uint64 `json:"signals"`
+	// SignalKeys is the keys listed with at least one signal.
+	SignalKeys int `json:"signal_keys"`
 }
 
 // Flags a key may carry.
@@ -46,6 +53,7 @@ const (
 	FlagExpiredInUse     = "expired_in_use"    // expired or revoked, yet requests in the period
 	FlagUnregistered     = "unregistered"      // seen in traffic, not in the key registry
 	FlagHighErrorRate    = "high_error_rate"   // more than 10% of requests failed
+	FlagSignals          = "signals"           // info or low findings in the period: recorded, not alerted
 )
 
 // KeySummary is one key's use in the period.
@@ -84,9 +92,15 @@ type KeySummary struct {
 	RotationDueDays float64    `json:"rotation_due_days"` // days until 90 days since the last rotation; negative = overdue
 	AllowedCIDRs    []string   `json:"allowed_cidrs"`
 
+	// OpenFindings are the findings alerted in the period (status new),
+	// newest first, at most 20.
 	OpenFindings []FindingRef `json:"open_findings"`
-	Flags        []string     `json:"flags"`
-	Priority     int          `json:"priority"` // higher = needs a person sooner
+	// Signals are the key's findings of info or low severity in the period
+	// (status signal: recorded, never alerted on their own), one per rule,
+	// the most frequent first.
+	Signals  []SignalRef `json:"signals"`
+	Flags    []string    `json:"flags"`
+	Priority int         `json:"priority"` // higher = needs a person sooner
 
 	// Series is requests and errors per Report.Bucket over the period, for
 	// charts (oldest first, every bucket present).
@@ -105,6 +119,25 @@ type FindingRef struct {
 	Severity string    `json:"severity"`
 	Summary  string    `json:"summary"`
 	EvalTime time.Time `json:"eval_time"`
+}
+
+// SignalRef is a key's signals of one rule in the period: how many, and the
+// latest one's severity, summary and time.
+type SignalRef struct {
+	RuleID   string    `json:"rule_id"`
+	Count    int       `json:"count"`
+	Severity string    `json:"severity"`
+	Summary  string    `json:"summary"`
+	Latest   time.Time `json:"latest"`
+}
+
+// SignalCount returns the number of signals in k.Signals.
+func (k *KeySummary) SignalCount() int {
+	n := 0
+	for _, s := range k.Signals {
+		n += s.Count
+	}
+	return n
 }
 
 // Point is one bucket of a series.
