@@ -14,7 +14,7 @@ import (
 )
 
 func runSummary(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("summary", "Per-key usage review over a period, compared with the period before, read from the\nkey_usage rollup, the key registry and the findings.\nKeys that need a person come first.", stdout, stderr)
+	fs := newFlags("summary", "Per-key usage review over a period, compared with the period before, read from the\nkey_usage rollup, the key registry and the findings: alerted findings, and signals (info or\nlow findings, recorded and never alerted on their own) counted by rule.\nKeys that need a person come first.", stdout, stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	period := fs.String("period", "24h", "24h, 7d or 30d")
 	key := fs.String("key", "", "only this key (registry id or fingerprint)")
@@ -72,7 +72,7 @@ func runSummary(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if *out != "" {
-		fmt.Fprintf(stderr, "summary of %d keys (%d flagged) written to %s\n", rep.Totals.Keys, rep.Totals.FlaggedKeys, *out)
+		fmt.Fprintf(stderr, "summary of %d keys (%d flagged, %d with signals) written to %s\n", rep.Totals.Keys, rep.Totals.FlaggedKeys, rep.Totals.SignalKeys, *out)
 	}
 	return nil
 }
