@@ -11,4 +11,10 @@
 // At most two batches exist at a time (one filling, one being written), so a
 // backlog or a ClickHouse outage never grows memory: the reader simply stops
 // fetching until the writer catches up.
+//
+// With a ProgressWriter the ingester also reports, per partition, what it
+// has durably written (ingest_progress: event-time watermarks for detect):
+// one row per partition after each batch is stored, and heartbeats while
+// nothing is in flight. A goroutine of its own writes these rows, so a slow
+// or failing progress insert never holds up the data.
 package ingest
