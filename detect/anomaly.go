@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/auditwatch/auditwatch/detect/keys"
 	"github.com/auditwatch/auditwatch/rules"
 )
 
@@ -217,8 +216,12 @@ func fmtMeasure(m string, v float64) string {
 
 // hourly reads every key's hourly use in [from, to) from the rollup.
 func (e *Engine) hourly(ctx context.Context, from, to time.Time) (map[string]*keySeries, error) {
-	rows, err := e.conn.Query(ctx, "SELECT key_id, hour, countMerge(requests), countIfMerge(successes), uniqExact(client_ip), sumMerge(bytes_out), anyMerge(key_hint), anyMerge(account_id) FROM "+
-		e.table("key_usage")+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY key_id, hour", uint32(from.Unix()), uint32(to.Unix()))
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := e.conn.Query(ctx, "SELECT "+reg.kid+" AS kid, hour, countMerge(requests), countIfMerge(successes), uniqExact(client_ip), sumMerge(bytes_out), anyMerge(key_hint), anyMerge(account_id) FROM "+
+		e.table("key_usage")+" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY kid, hour", uint32(from.Unix()), uint32(to.Unix()))
 	if err != nil {
 		return nil, err
 	}
@@ -264,8 +267,13 @@ func (e *Engine) dormant(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 		hint, acc string
 	}
 	cur := map[string]*use{}
-	rows, err := e.conn.Query(ctx, "SELECT key_id, countMerge(requests), minMerge(first_seen), anyMerge(key_hint), anyMerge(account_id) FROM "+e.table("key_usage")+
-		" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY key_id",
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kid := reg.kid
+	rows, err := e.conn.Query(ctx, "SELECT "+kid+" AS kid, countMerge(requests), minMerge(first_seen), anyMerge(key_hint), anyMerge(account_id) FROM "+e.table("key_usage")+
+		" WHERE hour >= toDateTime(?) AND hour < toDateTime(?) AND key_id != '' GROUP BY kid",
 		uint32(w.From.Unix()), uint32(w.To.Unix()))
 	if err != nil {
 		return nil, err
@@ -291,18 +299,18 @@ func (e *Engine) dormant(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 	// Last use before the window, as far back as the rollup goes.
 	prev := map[string]time.Time{}
 	var q query
-	q.add("SELECT key_id, maxMerge(last_seen) FROM "+e.table("key_usage")+" WHERE hour < toStartOfHour(toDateTime(?)) AND key_id", uint32(w.From.Unix()))
+	q.add("SELECT "+kid+" AS kid, maxMerge(last_seen) FROM "+e.table("key_usage")+" WHERE hour < toStartOfHour(toDateTime(?)) AND kid", uint32(w.From.Unix()))
 	q.in(ids)
-	q.add(" GROUP BY key_id")
+	q.add(" GROUP BY kid")
 	if err := e.scanTimes(ctx, &q, prev); err != nil {
 		return nil, err
 	}
 	// Networks used before the window, and in it.
 	before, during := map[string]map[string]bool{}, map[string]map[string]bool{}
 	var qn query
-	qn.add("SELECT key_id, client_net, hour >= toDateTime(?) AS in_window FROM "+e.table("key_usage")+" WHERE hour < toDateTime(?) AND key_id", uint32(w.From.Unix()), uint32(w.To.Unix()))
+	qn.add("SELECT "+kid+" AS kid, client_net, hour >= toDateTime(?) AS in_window FROM "+e.table("key_usage")+" WHERE hour < toDateTime(?) AND kid", uint32(w.From.Unix()), uint32(w.To.Unix()))
 	qn.in(ids)
-	qn.add(" GROUP BY key_id, client_net, in_window")
+	qn.add(" GROUP BY kid, client_net, in_window")
 	nrows, err := e.conn.Query(ctx, qn.sql.String(), qn.args...)
 	if err != nil {
 		return nil, err
@@ -324,13 +332,7 @@ func (e *Engine) dormant(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 		m[id][net] = true
 	}
 	nrows.Close()
-	var reg []keys.Key
-	if e.keys != nil {
-		if reg, err = e.keys.All(ctx); err != nil {
-			return nil, fmt.Errorf("read key registry: %w", err)
-		}
-	}
-	idx := indexKeys(reg)
+	idx := reg.idx
 	var out []Finding
 	for _, id := range ids {
 		u := cur[id]

@@ -18,23 +18,32 @@ type BacktestOptions struct {
 	StepWindow bool
 	// Keep is how many alerting findings to keep per rule (default 20).
 	Keep int
+	// PostureAtEnd evaluates rules about the key registry (rotation,
+	// staleness, missing allowlists) once at To when their schedule has no
+	// tick in the range (they typically run daily).
+	PostureAtEnd bool
 }
 
 // BacktestResult is what one rule would have done over the period.
 type BacktestResult struct {
-	RuleID      string        `json:"rule_id"`
-	Name        string        `json:"name"`
-	Severity    string        `json:"severity"`
-	Evaluations int           `json:"evaluations"`
-	Matches     int           `json:"matches"` // findings before cooldown
-	Alerts      int           `json:"alerts"`  // findings that would have been sent
-	Groups      int           `json:"groups"`  // distinct groups that matched
-	Errors      int           `json:"errors"`
-	FirstError  string        `json:"first_error,omitempty"`
-	First       *time.Time    `json:"first_alert,omitempty"`
-	Last        *time.Time    `json:"last_alert,omitempty"`
-	QueryTime   time.Duration `json:"query_time_total_ns"`
-	Findings    []Finding     `json:"alerts_sample,omitempty"`
+	RuleID      string `json:"rule_id"`
+	Name        string `json:"name"`
+	Severity    string `json:"severity"`
+	Evaluations int    `json:"evaluations"`
+	Matches     int    `json:"matches"` // findings before cooldown
+	Alerts      int    `json:"alerts"`  // findings that would have been sent
+	Signals     int    `json:"signals"` // info/low findings that would have been recorded for the digest
+	// NotDue says the rule's schedule had no tick in the range (so it was
+	// not evaluated), with its next tick.
+	NotDue     bool          `json:"not_due,omitempty"`
+	NextTick   *time.Time    `json:"next_tick,omitempty"`
+	Groups     int           `json:"groups"` // distinct groups that matched
+	Errors     int           `json:"errors"`
+	FirstError string        `json:"first_error,omitempty"`
+	First      *time.Time    `json:"first_alert,omitempty"`
+	Last       *time.Time    `json:"last_alert,omitempty"`
+	QueryTime  time.Duration `json:"query_time_total_ns"`
+	Findings   []Finding     `json:"alerts_sample,omitempty"`
 }
 
 // Evaluator evaluates one rule at one time (Engine satisfies it).
@@ -59,10 +68,17 @@ func Backtest(ctx context.Context, ev Evaluator, set *rules.Set, o BacktestOptio
 			continue
 		}
 		res := BacktestResult{RuleID: r.ID, Name: r.Name, Severity: r.Severity}
-		last := map[string]time.Time{}
+		last := map[string]Prior{}
 		groups := map[string]bool{}
-		next := ticker(r, o)
-		for t := next(o.From.Add(-time.Second)); !t.After(o.To); t = next(t) {
+		ticks := Ticks(r, o)
+		if len(ticks) == 0 {
+			nt := ticker(r, o)(o.To)
+			res.NotDue, res.NextTick = true, &nt
+			if o.PostureAtEnd && IsPosture(r) {
+				ticks = []time.Time{o.To}
+			}
+		}
+		for _, t := range ticks {
 			if err := ctx.Err(); err != nil {
 				return out, err
 			}
@@ -78,8 +94,12 @@ func Backtest(ctx context.Context, ev Evaluator, set *rules.Set, o BacktestOptio
 				continue
 			}
 			res.Matches += len(fs)
-			alerts, _ := Cooldown(r, fs, last)
+			for i := range fs {
+				fs[i].Trigger = TriggerBacktest
+			}
+			alerts, signals, _ := Cooldown(r, fs, last)
 			res.Alerts += alerts
+			res.Signals += signals
 			for _, f := range fs {
 				groups[f.GroupKey] = true
 				if f.Status != StatusNew {
@@ -100,6 +120,14 @@ func Backtest(ctx context.Context, ev Evaluator, set *rules.Set, o BacktestOptio
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Alerts > out[j].Alerts })
 	return out, nil
+}
+
+// IsPosture reports whether r is about the key registry's state (rotation,
+// staleness, missing allowlists) rather than a window of events: such rules
+// do not wait for the ingest watermark and are not evaluated again for late
+// events.
+func IsPosture(r *rules.Rule) bool {
+	return r.Type == rules.TypeKeyRotation || r.Type == rules.TypeStaleKey || (r.Type == rules.TypeIPAllowlist && r.Mode == "missing")
 }
 
 // Ticks returns r's evaluation times in [o.From, o.To]: its schedule, or the

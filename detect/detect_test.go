@@ -145,24 +145,24 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 	e.events(t, burst(20, t0.Add(-4*time.Minute), "key_a", "198.51.100.1", "invalid_signature")...)
 	r := mustRule(t, thresholdRule)
 	ctx := context.Background()
-	res, err := e.runner.Run(ctx, r, t0, "manual")
+	res, err := e.runner.Run(ctx, r, manual(t0))
 	if err != nil || res.Alerts != 1 {
 		t.Fatalf("first run: %+v, %v", res, err)
 	}
 	// Re-running the same evaluation (a catch-up over a range already seen)
 	// finds the same alert, not a suppressed copy of itself.
-	res, err = e.runner.Run(ctx, r, t0, "manual")
+	res, err = e.runner.Run(ctx, r, manual(t0))
 	if err != nil || res.Alerts != 1 {
 		t.Fatalf("re-run at the same time: %+v, %v", res, err)
 	}
 	restarted := &detect.Runner{Engine: detect.NewEngine(e.conn, e.db, e.keys, quiet), Store: detect.NewStore(e.conn, e.db)}
-	res, err = restarted.Run(ctx, r, t0.Add(time.Minute), "manual")
+	res, err = restarted.Run(ctx, r, manual(t0.Add(time.Minute)))
 	if err != nil || res.Alerts != 0 || res.Suppressed != 1 {
 		t.Fatalf("run after restart within cooldown: alerts %d suppressed %d, %v", res.Alerts, res.Suppressed, err)
 	}
 	// After the cooldown the same condition alerts again.
 	e.events(t, burst(20, t0.Add(31*time.Minute-4*time.Minute), "key_a", "198.51.100.1", "invalid_signature")...)
-	res, err = restarted.Run(ctx, r, t0.Add(31*time.Minute), "manual")
+	res, err = restarted.Run(ctx, r, manual(t0.Add(31*time.Minute)))
 	if err != nil || res.Alerts != 1 {
 		t.Fatalf("run after cooldown: %+v, %v", res, err)
 	}
@@ -309,7 +309,7 @@ type countingRunner struct {
 	sleep                           time.Duration
 }
 
-func (c *countingRunner) Run(ctx context.Context, r *rules.Rule, t time.Time, trigger string) (detect.Result, error) {
+func (c *countingRunner) Run(ctx context.Context, r *rules.Rule, tick detect.Tick) (detect.Result, error) {
 	n := c.concurrent.Add(1)
 	defer c.concurrent.Add(-1)
 	if n > c.maxConcurrent.Load() {
@@ -322,4 +322,8 @@ func (c *countingRunner) Run(ctx context.Context, r *rules.Rule, t time.Time, tr
 		time.Sleep(c.sleep)
 	}
 	return detect.Result{}, nil
+}
+
+func manual(t time.Time) detect.Tick {
+	return detect.Tick{T: t, Trigger: detect.TriggerManual, Complete: true}
 }

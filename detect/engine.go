@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -25,6 +27,13 @@ type Engine struct {
 	log  *slog.Logger
 	// MaxGroups caps the groups one evaluation returns (default 1000).
 	MaxGroups int
+	// RegistryTTL is how long the key registry read by one evaluation is
+	// reused by the next ones (default 0: read every time).
+	RegistryTTL time.Duration
+
+	regMu sync.Mutex
+	reg   *registrySnapshot
+	regAt time.Time
 }
 
 // NewEngine returns an Engine reading database db.
@@ -68,14 +77,69 @@ func (e *Engine) Eval(ctx context.Context, r *rules.Rule, t time.Time) ([]Findin
 	if err != nil {
 		return nil, fmt.Errorf("evaluate rule %s at %s: %w", r.ID, w.Eval.Format(time.RFC3339), err)
 	}
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate rule %s at %s: %w", r.ID, w.Eval.Format(time.RFC3339), err)
+	}
+	resolveKeys(r, fs, reg.idx)
 	return applyExceptions(r, fs), nil
 }
 
-// applyExceptions drops findings about excepted keys and addresses.
+// resolveKeys names each finding's key by its registry id, whatever name
+// the rule's query found it under, and fills in its fingerprint and hint.
+func resolveKeys(r *rules.Rule, fs []Finding, idx keyIndex) {
+	for i := range fs {
+		f := &fs[i]
+		if f.KeyID == "" {
+			continue
+		}
+		k := idx[f.KeyID]
+		if k == nil {
+			if isFingerprint(f.KeyID) {
+				f.KeyFingerprint = f.KeyID // an unregistered key: its fingerprint is its only name
+			}
+			continue
+		}
+		if k.ID != f.KeyID && f.Group["key_id"] == f.KeyID {
+			f.Group["key_id"] = k.ID
+			order := make([]string, 0, len(f.Group))
+			for _, p := range strings.Split(f.GroupKey, ",") {
+				name, _, _ := strings.Cut(p, "=")
+				order = append(order, name)
+			}
+			f.GroupKey = groupKey(f.Group, order)
+			f.ID = findingID(r.ID, f.GroupKey, f.EvalTime)
+		}
+		f.KeyID, f.KeyFingerprint = k.ID, k.Fingerprint
+		if f.KeyHint == "" {
+			f.KeyHint = k.Hint
+		}
+		if f.AccountID == "" {
+			f.AccountID = k.AccountID
+		}
+	}
+}
+
+// isFingerprint reports whether s looks like a key fingerprint (16 hex
+// digits).
+func isFingerprint(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// applyExceptions drops findings about excepted keys (by id or fingerprint)
+// and addresses.
 func applyExceptions(r *rules.Rule, fs []Finding) []Finding {
 	out := fs[:0]
 	for _, f := range fs {
-		if f.KeyID != "" && r.ExceptedKey(f.KeyID) {
+		if f.KeyID != "" && (r.ExceptedKey(f.KeyID) || f.KeyFingerprint != "" && r.ExceptedKey(f.KeyFingerprint)) {
 			continue
 		}
 		if ip, ok := parseIP(f.ClientIP); ok && r.ExceptedIP(ip) {

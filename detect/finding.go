@@ -88,9 +88,14 @@ func newFinding(r *rules.Rule, w Window, group map[string]string, order []string
 		EvalTime: w.Eval, WindowStart: w.From, WindowEnd: w.To,
 		Labels: r.Labels, Runbook: r.Runbook, Status: StatusNew,
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d", r.ID, f.GroupKey, w.Eval.Unix()))
-	f.ID = hex.EncodeToString(sum[:8])
+	f.ID = findingID(r.ID, f.GroupKey, w.Eval)
 	return f
+}
+
+// findingID is the stable id of the finding of rule for group at eval.
+func findingID(rule, groupKey string, eval time.Time) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d", rule, groupKey, eval.Unix()))
+	return hex.EncodeToString(sum[:8])
 }
 
 // groupKey renders group as "a=1,b=2" in order (sorted keys when order is

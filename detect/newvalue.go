@@ -18,7 +18,11 @@ func (e *Engine) newValue(ctx context.Context, r *rules.Rule, w Window) ([]Findi
 		return e.newValueRollup(ctx, r, w)
 	}
 	fld, _ := rules.LookupField(r.Field)
-	gsel, err := groupSelect(r.GroupBy)
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gsel, err := groupSelect(r.GroupBy, reg.kid)
 	if err != nil {
 		return nil, err
 	}
@@ -69,20 +73,25 @@ func rollupable(r *rules.Rule) bool {
 // however long it is.
 func (e *Engine) newValueRollup(ctx context.Context, r *rules.Rule, w Window) ([]Finding, error) {
 	col := r.Field
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kid := reg.kid
 	lookFrom := uint32(w.From.Add(-r.Lookback.D()).Unix())
 	from := uint32(w.From.Unix())
 	var q query
-	q.add("SELECT key_id AS g0, " + col + " AS v, min(ts) AS first_seen, uniqExact(request_id) AS n, groupArray(3)(request_id), any(key_hint), any(account_id), max(ts) FROM " + e.table("access_log") + " WHERE ")
+	q.add("SELECT " + kid + " AS g0, " + col + " AS v, min(ts) AS first_seen, uniqExact(request_id) AS n, groupArray(3)(request_id), any(key_hint), any(account_id), max(ts) FROM " + e.table("access_log") + " WHERE ")
 	q.window(w)
 	q.add(" AND key_id != ''")
 	// Not seen for the key in the lookback: rollup days, then the partial day.
-	q.add(" AND (key_id, "+col+") NOT IN (SELECT key_id, "+col+" FROM "+e.table("key_usage")+
+	q.add(" AND ("+kid+", "+col+") NOT IN (SELECT "+kid+", "+col+" FROM "+e.table("key_usage")+
 		" WHERE hour >= toStartOfHour(toDateTime(?)) AND hour < toStartOfHour(toDateTime(?)))", lookFrom, from)
-	q.add(" AND (key_id, "+col+") NOT IN (SELECT key_id, "+col+" FROM "+e.table("access_log")+
+	q.add(" AND ("+kid+", "+col+") NOT IN (SELECT "+kid+", "+col+" FROM "+e.table("access_log")+
 		" WHERE ts >= toStartOfHour(toDateTime(?)) AND ts < toDateTime(?))", from, from)
 	// The key itself has history in the lookback.
-	q.add(" AND (key_id IN (SELECT key_id FROM "+e.table("key_usage")+" WHERE hour >= toStartOfHour(toDateTime(?)) AND hour < toStartOfHour(toDateTime(?)))", lookFrom, from)
-	q.add(" OR key_id IN (SELECT key_id FROM "+e.table("access_log")+" WHERE ts >= toStartOfHour(toDateTime(?)) AND ts < toDateTime(?)))", from, from)
+	q.add(" AND ("+kid+" IN (SELECT "+kid+" FROM "+e.table("key_usage")+" WHERE hour >= toStartOfHour(toDateTime(?)) AND hour < toStartOfHour(toDateTime(?)))", lookFrom, from)
+	q.add(" OR "+kid+" IN (SELECT "+kid+" FROM "+e.table("access_log")+" WHERE ts >= toStartOfHour(toDateTime(?)) AND ts < toDateTime(?)))", from, from)
 	q.add(" GROUP BY g0, v HAVING n >= ? ORDER BY n DESC LIMIT ?", r.MinThreshold(), uint64(e.MaxGroups))
 	return e.newValueRows(ctx, r, w, &q)
 }

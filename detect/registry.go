@@ -116,15 +116,43 @@ func keyFinding(r *rules.Rule, w Window, k *keys.Key) Finding {
 
 func days(d time.Duration) float64 { return math.Floor(d.Hours()/24*10) / 10 }
 
-// activeKeys returns the registry's active keys, optionally of one env.
-func (e *Engine) activeKeys(ctx context.Context, env string) ([]*keys.Key, error) {
+// registrySnapshot is the key registry as one evaluation sees it.
+type registrySnapshot struct {
+	all []keys.Key
+	idx keyIndex
+	// kid is the expression naming each request's key by its registry id
+	// (fingerprints of registered keys folded into their ids).
+	kid string
+}
+
+// registry returns the registry, cached for RegistryTTL.
+func (e *Engine) registry(ctx context.Context) (*registrySnapshot, error) {
 	if e.keys == nil {
-		return nil, fmt.Errorf("no key registry configured")
+		return &registrySnapshot{idx: keyIndex{}, kid: "key_id"}, nil
+	}
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	if e.reg != nil && time.Since(e.regAt) < e.RegistryTTL {
+		return e.reg, nil
 	}
 	all, err := e.keys.All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read key registry: %w", err)
 	}
+	e.reg, e.regAt = &registrySnapshot{all: all, idx: indexKeys(all), kid: keys.FoldExpr(all, "key_id")}, time.Now()
+	return e.reg, nil
+}
+
+// activeKeys returns the registry's active keys, optionally of one env.
+func (e *Engine) activeKeys(ctx context.Context, env string) ([]*keys.Key, error) {
+	if e.keys == nil {
+		return nil, fmt.Errorf("no key registry configured")
+	}
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all := reg.all
 	var out []*keys.Key
 	for i := range all {
 		k := &all[i]

@@ -232,7 +232,10 @@ func (tr *TestRunner) runCase(ctx context.Context, file string, r *rules.Rule, t
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
-	Cooldown(r, got, map[string]time.Time{})
+	for i := range got {
+		got[i].Trigger = TriggerTest
+	}
+	Cooldown(r, got, map[string]Prior{})
 	return got, compare(t.Expect, got)
 }
 

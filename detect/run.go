@@ -2,29 +2,23 @@ package detect
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
 	"github.com/auditwatch/auditwatch/rules"
 )
 
-// Cooldown decides which findings alert: a finding whose group alerted
-// less than the rule's cooldown before is suppressed. last maps group keys
-// to their latest alert and is updated with the findings that alert.
-func Cooldown(r *rules.Rule, fs []Finding, last map[string]time.Time) (alerts, suppressed int) {
-	cd := r.CooldownOrDefault().D()
-	for i := range fs {
-		f := &fs[i]
-		if t, ok := last[f.GroupKey]; ok && f.EvalTime.Sub(t) < cd {
-			f.Status = StatusSuppressed
-			suppressed++
-			continue
-		}
-		f.Status = StatusNew
-		last[f.GroupKey] = f.EvalTime
-		alerts++
-	}
-	return alerts, suppressed
+// Tick is one evaluation of a rule: its time, how it was started, and what
+// the ingest watermark said when it started.
+type Tick struct {
+	T       time.Time
+	Trigger string // TriggerSchedule, TriggerReplay, TriggerLate, TriggerManual, …
+	// Watermark is the ingest watermark when the run started (zero when not
+	// known, e.g. a manual run); Complete says it had passed the window's end.
+	Watermark time.Time
+	Complete  bool
 }
 
 // Runner evaluates a rule, applies the cooldown kept in the Store, and
@@ -32,39 +26,65 @@ func Cooldown(r *rules.Rule, fs []Finding, last map[string]time.Time) (alerts, s
 type Runner struct {
 	Engine *Engine
 	Store  *Store
+	// Stored, when set, is called after findings with status new were
+	// stored (e.g. to wake the alert dispatcher). It must not block.
+	Stored func()
 }
 
 // Result is the outcome of one run.
 type Result struct {
 	Findings   []Finding
 	Alerts     int
+	Signals    int
 	Suppressed int
 	Duration   time.Duration
 }
 
-// Run evaluates r at t, stores its findings and a rule_runs record with the
-// given trigger, and returns them. A failed evaluation is recorded too.
-func (rn *Runner) Run(ctx context.Context, r *rules.Rule, t time.Time, trigger string) (Result, error) {
+// Run evaluates r at tick.T, applies the cooldown as stored (a finding more
+// severe than what its group reported within the cooldown breaks it), stores
+// the findings and a rule_runs record, and returns them. A failed evaluation
+// is recorded too. Findings of a late re-evaluation get their own ids, so the
+// findings of the first evaluation of the window stay as they were.
+func (rn *Runner) Run(ctx context.Context, r *rules.Rule, tick Tick) (Result, error) {
 	start := time.Now()
-	t = t.UTC().Truncate(time.Second)
+	t := tick.T.UTC().Truncate(time.Second)
 	fs, err := rn.Engine.Eval(ctx, r, t)
 	var res Result
 	if err == nil {
-		var last map[string]time.Time
-		last, err = rn.Store.LastAlerted(ctx, r.ID, t.Add(-r.CooldownOrDefault().D()), t)
+		ids := make([]string, len(fs))
+		for i := range fs {
+			fs[i].Trigger = tick.Trigger
+			if tick.Trigger == TriggerLate {
+				fs[i].ID = revisionID(fs[i].ID, start)
+			}
+			ids[i] = fs[i].ID
+		}
+		cd := r.CooldownOrDefault().D()
+		var prior map[string]Prior
+		prior, err = rn.Store.Reported(ctx, r.ID, t.Add(-cd), t.Add(cd), ids)
 		if err == nil {
-			res.Alerts, res.Suppressed = Cooldown(r, fs, last)
+			res.Alerts, res.Signals, res.Suppressed = Cooldown(r, fs, prior)
 			err = rn.Store.SaveFindings(ctx, fs)
 		}
 	}
 	res.Findings, res.Duration = fs, time.Since(start)
-	rec := RunRecord{RuleID: r.ID, EvalTime: t, StartedAt: start.UTC(), Duration: res.Duration, Rows: len(fs),
-		Findings: res.Alerts, Suppressed: res.Suppressed, Err: err, Trigger: trigger}
+	rec := RunRecord{RuleID: r.ID, EvalTime: t, Window: WindowFor(r, t), Watermark: tick.Watermark, Complete: tick.Complete,
+		StartedAt: start.UTC(), Duration: res.Duration, Rows: len(fs),
+		Findings: res.Alerts, Signals: res.Signals, Suppressed: res.Suppressed, Err: err, Trigger: tick.Trigger}
 	if serr := rn.Store.SaveRun(context.WithoutCancel(ctx), rec); serr != nil && err == nil {
 		err = serr
 	}
 	if err != nil {
 		return res, fmt.Errorf("run rule %s: %w", r.ID, err)
 	}
+	if res.Alerts > 0 && rn.Stored != nil {
+		rn.Stored()
+	}
 	return res, nil
+}
+
+// revisionID derives the id of a finding found again at time at.
+func revisionID(id string, at time.Time) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|late|%d", id, at.UnixNano()))
+	return hex.EncodeToString(sum[:8])
 }

@@ -20,25 +20,41 @@ type Store struct {
 // NewStore returns a Store for database db.
 func NewStore(conn driver.Conn, db string) *Store { return &Store{conn: conn, db: db} }
 
-// LastAlerted returns, per group key, the latest evaluation time in
-// [since, before) at which rule alerted (a finding with status new). The
-// upper bound makes re-running an evaluation, or catching up over a past
-// range, see only the alerts that came before it.
-func (s *Store) LastAlerted(ctx context.Context, ruleID string, since, before time.Time) (map[string]time.Time, error) {
-	rows, err := s.conn.Query(ctx, "SELECT group_key, max(eval_time) FROM "+s.db+".findings FINAL WHERE rule_id = ? AND status = 'new' AND eval_time >= toDateTime(?) AND eval_time < toDateTime(?) GROUP BY group_key",
-		ruleID, uint32(since.Unix()), uint32(before.Unix()))
+// Reported returns, per group key, what rule reported (findings with
+// status new or signal) with eval_time in [from, to]: the latest time and the
+// highest severity. Findings with an id in exclude are ignored, so running
+// an evaluation again (a catch-up over a range already seen) does not see
+// itself. The range may extend past the evaluation time: a window evaluated
+// again for late data must see alerts sent after it.
+func (s *Store) Reported(ctx context.Context, ruleID string, from, to time.Time, exclude []string) (map[string]Prior, error) {
+	q := "SELECT group_key, severity, max(eval_time) FROM " + s.db + ".findings FINAL WHERE rule_id = ? AND status IN ('new', 'signal') AND eval_time >= toDateTime(?) AND eval_time <= toDateTime(?)"
+	args := []any{ruleID, uint32(from.Unix()), uint32(to.Unix())}
+	if len(exclude) > 0 {
+		q += " AND finding_id NOT IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(exclude)), ", ") + ")"
+		for _, id := range exclude {
+			args = append(args, id)
+		}
+	}
+	rows, err := s.conn.Query(ctx, q+" GROUP BY group_key, severity", args...)
 	if err != nil {
 		return nil, fmt.Errorf("read cooldown state of %s: %w", ruleID, err)
 	}
 	defer rows.Close()
-	out := map[string]time.Time{}
+	out := map[string]Prior{}
 	for rows.Next() {
-		var g string
+		var g, sev string
 		var t time.Time
-		if err := rows.Scan(&g, &t); err != nil {
+		if err := rows.Scan(&g, &sev, &t); err != nil {
 			return nil, fmt.Errorf("read cooldown state of %s: %w", ruleID, err)
 		}
-		out[g] = t
+		p := out[g]
+		if t.After(p.At) {
+			p.At = t
+		}
+		if SeverityRank(sev) > SeverityRank(p.Severity) {
+			p.Severity = sev
+		}
+		out[g] = p
 	}
 	return out, rows.Err()
 }
@@ -72,6 +88,10 @@ func (s *Store) SaveFindings(ctx context.Context, fs []Finding) error {
 type RunRecord struct {
 	RuleID     string
 	EvalTime   time.Time
+	Window     Window    // the event window read
+	Watermark  time.Time // ingest watermark when the run started (zero: unknown)
+	Complete   bool      // the watermark had passed the window's end
+	Signals    int
 	StartedAt  time.Time
 	Duration   time.Duration
 	Rows       int
@@ -87,8 +107,13 @@ func (s *Store) SaveRun(ctx context.Context, r RunRecord) error {
 	if r.Err != nil {
 		msg = r.Err.Error()
 	}
-	err := s.conn.Exec(ctx, "INSERT INTO "+s.db+".rule_runs (rule_id, eval_time, started_at, duration_ms, rows, findings, suppressed, error, trigger) SELECT ?, toDateTime(?), toDateTime(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), ?, ?",
-		r.RuleID, uint32(r.EvalTime.Unix()), uint32(r.StartedAt.Unix()), uint32(r.Duration.Milliseconds()), uint32(r.Rows), uint32(r.Findings), uint32(r.Suppressed), msg, r.Trigger)
+	complete := uint8(0)
+	if r.Complete {
+		complete = 1
+	}
+	err := s.conn.Exec(ctx, "INSERT INTO "+s.db+".rule_runs (rule_id, eval_time, window_start, window_end, watermark, complete, started_at, duration_ms, rows, findings, signals, suppressed, error, trigger) SELECT ?, toDateTime(?), toDateTime(?), toDateTime(?), toDateTime(?), toUInt8(?), toDateTime(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), ?, ?",
+		r.RuleID, uint32(r.EvalTime.Unix()), uint32(max(r.Window.From.Unix(), 0)), uint32(max(r.Window.To.Unix(), 0)), uint32(max(r.Watermark.Unix(), 0)), complete,
+		uint32(r.StartedAt.Unix()), uint32(r.Duration.Milliseconds()), uint32(r.Rows), uint32(r.Findings), uint32(r.Signals), uint32(r.Suppressed), msg, r.Trigger)
 	if err != nil {
 		return fmt.Errorf("save run of %s: %w", r.RuleID, err)
 	}

@@ -9,15 +9,20 @@ import (
 	"github.com/auditwatch/auditwatch/rules"
 )
 
-// groupSelect returns the select list for group_by fields, aliased g0, g1, …
-func groupSelect(groupBy []string) (string, error) {
+// groupSelect returns the select list for group_by fields, aliased g0, g1,
+// …; kid is the expression for key_id (registered keys by registry id).
+func groupSelect(groupBy []string, kid string) (string, error) {
 	parts := make([]string, 0, len(groupBy))
 	for i, g := range groupBy {
 		f, ok := rules.LookupField(g)
 		if !ok {
 			return "", fmt.Errorf("unknown group_by field %q", g)
 		}
-		parts = append(parts, fmt.Sprintf("toString(%s) AS g%d", f.Expr, i))
+		expr := f.Expr
+		if g == "key_id" {
+			expr = kid
+		}
+		parts = append(parts, fmt.Sprintf("toString(%s) AS g%d", expr, i))
 	}
 	return strings.Join(parts, ", "), nil
 }
@@ -71,7 +76,11 @@ func (a aggRow) evidence() Evidence {
 // window AND filter GROUP BY groups HAVING value >= min" and scans the rows.
 func (e *Engine) aggregate(ctx context.Context, r *rules.Rule, w Window, valueExpr string, having float64) ([]aggRow, error) {
 	var q query
-	gsel, err := groupSelect(r.GroupBy)
+	reg, err := e.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gsel, err := groupSelect(r.GroupBy, reg.kid)
 	if err != nil {
 		return nil, err
 	}

@@ -106,11 +106,17 @@ type Rule struct {
 // IsEnabled reports whether the rule runs (enabled is true unless set false).
 func (r *Rule) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
 
-// Delay returns the query delay: how long after an instant its events are
-// assumed complete (default 1m, for late and batched data).
+// DefaultQueryDelay is the query delay of a rule that sets none: a small
+// floor for the gateway's own buffering before Kafka. Completeness comes
+// from the ingest watermark, and rows later than that are evaluated as late
+// data, so the delay no longer has to cover ingest lag.
+const DefaultQueryDelay = Duration(2e9)
+
+// Delay returns the query delay: a window evaluated at t ends at t − delay
+// (default DefaultQueryDelay).
 func (r *Rule) Delay() Duration {
 	if r.QueryDelay == nil {
-		return Duration(60e9)
+		return DefaultQueryDelay
 	}
 	return *r.QueryDelay
 }

@@ -75,6 +75,10 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sched := detect.NewScheduler(cfg.Detect.RulesDir, runner, log, detect.NewMetrics(reg))
 	sched.ReloadInterval = cfg.Detect.ReloadInterval
+	progress := detect.NewProgress(conn, db)
+	progress.IdleTimeout = cfg.Detect.IdleTimeout
+	sched.Watermarks, sched.Runs, sched.Late = progress, runner.Store, detect.NewProgressLog(conn, db)
+	sched.MaxWait, sched.ReplayLookback, sched.LateCheckInterval = cfg.Detect.MaxWait, cfg.Detect.ReplayLookback, cfg.Detect.LateCheckInterval
 	stopHTTP := func() {}
 	if cfg.Detect.HTTPListen != "" {
 		srv, ln, err := listenHTTP(HTTPConfig{Listen: cfg.Detect.HTTPListen, Pprof: cfg.HTTP.Pprof}, reg, func() error {
@@ -118,6 +122,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return nil
 		}
 		d := newDispatcher(cfg, conn, n, lookup, log, alerts.NewMetrics(reg))
+		runner.Stored = d.Wake // deliver as soon as an alert is stored
 		log.Info("delivering alerts", "notifier", n.Name(), "default_channel", cfg.Alerts.DefaultChannel, "routes", len(cfg.Alerts.Routes))
 		go func() {
 			defer close(dispatchDone)
@@ -181,7 +186,7 @@ func detectOnce(ctx context.Context, runner *detect.Runner, dir, once, from, to,
 		}
 		return detect.Ticks(r, o), nil
 	}
-	var failed, alerts, suppressed int
+	var failed, alerts, signals, suppressed int
 	for _, r := range set.Rules {
 		if !r.IsEnabled() {
 			continue
@@ -191,7 +196,7 @@ func detectOnce(ctx context.Context, runner *detect.Runner, dir, once, from, to,
 			return err
 		}
 		for _, t := range ts {
-			res, err := runner.Run(ctx, r, t, "manual")
+			res, err := runner.Run(ctx, r, detect.Tick{T: t, Trigger: detect.TriggerManual, Complete: true})
 			if err != nil {
 				failed++
 				fmt.Fprintf(stderr, "%s at %s: %v\n", r.ID, t.Format(time.RFC3339), err)
@@ -199,6 +204,7 @@ func detectOnce(ctx context.Context, runner *detect.Runner, dir, once, from, to,
 			}
 			alerts += res.Alerts
 			suppressed += res.Suppressed
+			signals += res.Signals
 			for _, f := range res.Findings {
 				if f.Status == detect.StatusNew {
 					fmt.Fprintf(stdout, "%s  %-8s  %s\n", f.EvalTime.Format("2006-01-02 15:04"), f.Severity, f.Summary)
@@ -206,7 +212,7 @@ func detectOnce(ctx context.Context, runner *detect.Runner, dir, once, from, to,
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "%d findings alerted, %d suppressed by cooldown, %d failed evaluations\n", alerts, suppressed, failed)
+	fmt.Fprintf(stderr, "%d findings alerted, %d signals recorded, %d suppressed by cooldown, %d failed evaluations\n", alerts, signals, suppressed, failed)
 	if failed > 0 {
 		return fmt.Errorf("%d rule evaluations failed", failed)
 	}

@@ -32,5 +32,11 @@ ALTER TABLE {{.DB}}.rule_runs ADD COLUMN {{ifNotExists}}complete UInt8 DEFAULT 1
 ;
 ALTER TABLE {{.DB}}.rule_runs COMMENT COLUMN complete '1 when the watermark had passed window_end; 0 when the run gave up waiting (detect.max_wait) and evaluated an incomplete window'
 ;
+ALTER TABLE {{.DB}}.rule_runs ADD COLUMN {{ifNotExists}}signals UInt32 AFTER findings
+;
+ALTER TABLE {{.DB}}.rule_runs COMMENT COLUMN signals 'Findings stored with status signal (info or low severity: recorded, not alerted)'
+;
+ALTER TABLE {{.DB}}.rule_runs COMMENT COLUMN findings 'Findings stored with status new (alerted)'
+;
 ALTER TABLE {{.DB}}.rule_runs COMMENT COLUMN trigger 'schedule, replay (a missed tick), late (re-evaluation after late data), manual, backtest or test'
 ;
