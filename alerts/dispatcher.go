@@ -621,7 +621,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "deliveries_total",
-			Help: "Findings delivered or not, by notifier, kind (alert, repeat, resolved) and outcome (sent, retry, failed, silenced)."},
+			Help: "Findings delivered or not, by notifier, kind (alert, repeat, escalation, catchup, resolved) and outcome (sent, retry, failed, silenced)."},
 			[]string{"notifier", "kind", "outcome"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "pending_findings",
 			Help: "Findings whose delivery failed in the last cycle and will be retried."}),

@@ -93,8 +93,8 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%d messages sent for %d findings via %s; %d silenced, %d failed, %d to retry, %d resolution notes\n",
-		st.Messages, st.Sent, n.Name(), st.Silenced, st.Failed, st.Retrying, st.Resolved)
+	fmt.Fprintf(stderr, "%d messages sent for %d findings via %s (%d in catch-up messages, %d escalations); %d silenced, %d failed, %d to retry, %d incidents resolved\n",
+		st.Messages, st.Sent, n.Name(), st.Folded, st.Escalations, st.Silenced, st.Failed, st.Retrying, st.Resolved)
 	if st.Retrying > 0 || st.Failed > 0 {
 		return fmt.Errorf("%d findings not delivered", st.Retrying+st.Failed)
 	}
