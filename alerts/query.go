@@ -32,8 +32,8 @@ const registryLookback = 7 * 24 * time.Hour
 //   - ip_allowlist outside: the window, the filter, the key and the
 //     outside client IPs of the evidence;
 //   - spike and dormant: the key over the whole hours the rule read;
-//   - key_rotation, stale_key and ip_allowlist missing: the key's last 7
-//     days;
+//   - key_rotation, stale_key and ip_allowlist missing: the key's registry
+//     entry and its requests over the last 7 days;
 //   - sql: the rule's own query over the window, narrowed to the findings'
 //     groups (it returns group, count and details, not access_log rows).
 func InvestigateQuery(db string, r *rules.Rule, fs []detect.Finding) string {
@@ -67,9 +67,10 @@ func InvestigateQuery(db string, r *rules.Rule, fs []detect.Finding) string {
 	var groups []conj
 	switch {
 	case typ == rules.TypeKeyRotation || typ == rules.TypeStaleKey || (typ == rules.TypeIPAllowlist && mode == "missing"):
-		// Registry rules: the keys' recent traffic.
-		from, filter = to.Add(-registryLookback), false
-		groups = keyGroups(fs)
+		// Registry rules are about the key's registry state (a stale key
+		// has no traffic to show): its registry row and its use over the
+		// last 7 days from the hourly rollup.
+		return registryQuery(db, fs, to)
 	case typ == rules.TypeSpike || typ == rules.TypeDormant:
 		// Hourly rules: the whole hours they read from the rollup.
 		from, filter = from.Truncate(time.Hour), false
@@ -103,6 +104,27 @@ func InvestigateQuery(db string, r *rules.Rule, fs []detect.Finding) string {
 	}
 	return "SELECT ts, request_id, key_id, key_hint, client_ip, method, path, status, error_code, clock_offset_s, user_agent\n" +
 		"FROM " + db + ".access_log\nWHERE " + strings.Join(conds, "\n  AND ") + "\nORDER BY ts\nLIMIT 200"
+}
+
+// registryQuery shows the registry entries of the findings' keys with their
+// requests in the 7 days before to (0 when unused).
+func registryQuery(db string, fs []detect.Finding, to time.Time) string {
+	var ids []string
+	seen := map[string]bool{}
+	for _, f := range fs {
+		for _, id := range []string{f.KeyID, f.KeyFingerprint} {
+			if id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, quote(id))
+			}
+		}
+	}
+	in := strings.Join(ids, ", ")
+	return "SELECT k.key_id, k.key_hint, k.env, k.owner, k.status, k.created_at, k.rotated_at, k.allowed_cidrs, k.last_used_at, u.requests_7d\n" +
+		"FROM (SELECT * FROM " + db + ".keys FINAL) AS k\n" +
+		"LEFT JOIN (SELECT key_id, countMerge(requests) AS requests_7d FROM " + db + ".key_usage\n" +
+		"  WHERE hour >= " + dateTime(to.Add(-registryLookback).Truncate(time.Hour)) + " AND hour < " + dateTime(to) + " AND key_id IN (" + in + ") GROUP BY key_id) AS u USING key_id\n" +
+		"WHERE k.key_id IN (" + in + ") OR k.key_fingerprint IN (" + in + ")\nLIMIT 200"
 }
 
 // sqlRuleQuery is the query of an sql rule over [from, to), its result

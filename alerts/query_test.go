@@ -80,15 +80,15 @@ func investigateCases() []struct {
 		{"dormant: whole hours",
 			&rules.Rule{Type: rules.TypeDormant}, []detect.Finding{dormant},
 			[]string{"ts >= toDateTime('2026-11-27 10:00:00', 'UTC') AND ts < toDateTime('2026-11-27 12:00:00', 'UTC')"}, nil},
-		{"key_rotation: 7 days",
+		{"key_rotation: the registry entry and 7 days of use",
 			&rules.Rule{Type: rules.TypeKeyRotation}, []detect.Finding{fp(qFinding(rules.TypeKeyRotation, map[string]string{"key_id": "key_01"}), "0123456789abcdef")},
-			[]string{"ts >= toDateTime('2026-11-20 12:05:00', 'UTC') AND ts < toDateTime('2026-11-27 12:05:00', 'UTC')", "key_id IN ('key_01', '0123456789abcdef')"}, nil},
-		{"stale_key: 7 days",
+			[]string{"FROM db.keys FINAL", "hour >= toDateTime('2026-11-20 12:00:00', 'UTC') AND hour < toDateTime('2026-11-27 12:05:00', 'UTC')", "k.key_id IN ('key_01', '0123456789abcdef')"}, []string{"access_log"}},
+		{"stale_key: the registry entry (a stale key has no traffic)",
 			&rules.Rule{Type: rules.TypeStaleKey}, []detect.Finding{qFinding(rules.TypeStaleKey, map[string]string{"key_id": "key_01"})},
-			[]string{"ts >= toDateTime('2026-11-20 12:05:00', 'UTC')", "key_id IN ('key_01')"}, nil},
-		{"ip_allowlist missing: 7 days",
+			[]string{"FROM db.keys FINAL", "k.key_id IN ('key_01')"}, []string{"access_log"}},
+		{"ip_allowlist missing: the registry entry",
 			&rules.Rule{Type: rules.TypeIPAllowlist, Mode: "missing"}, []detect.Finding{qFinding(rules.TypeIPAllowlist, map[string]string{"key_id": "key_01"})},
-			[]string{"ts >= toDateTime('2026-11-20 12:05:00', 'UTC')", "key_id IN ('key_01')"}, []string{"client_ip IN"}},
+			[]string{"FROM db.keys FINAL", "k.key_id IN ('key_01')"}, []string{"client_ip IN"}},
 	}
 }
 

@@ -140,6 +140,10 @@ type TestRunner struct {
 	// Open connects to a database by name, for sql rules whose unqualified
 	// tables resolve in the connection's database.
 	Open func(db string) (driver.Conn, error)
+	// Inspect, when set, is called with each case's findings while its
+	// scratch database still exists; the problems it returns fail the case
+	// (e.g. an alert's investigate query that finds nothing).
+	Inspect func(ctx context.Context, conn driver.Conn, db string, r *rules.Rule, fs []Finding) []string
 }
 
 // RunDir loads the rules of dir and runs every test file in it.
@@ -236,7 +240,11 @@ func (tr *TestRunner) runCase(ctx context.Context, file string, r *rules.Rule, t
 		got[i].Trigger = TriggerTest
 	}
 	Cooldown(r, got, map[string]Prior{})
-	return got, compare(t.Expect, got)
+	errs := compare(t.Expect, got)
+	if tr.Inspect != nil {
+		errs = append(errs, tr.Inspect(ctx, conn, db, r, got)...)
+	}
+	return got, errs
 }
 
 // compare matches expectations to findings one to one.
