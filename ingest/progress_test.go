@@ -410,6 +410,9 @@ func TestRunProgressFailureDoesNotStopData(t *testing.T) {
 		}
 		return sum == n
 	})
+	if w := h.sink.written(); w != n {
+		t.Errorf("%d rows written to the sink, want %d (progress failures must not rewrite data)", w, n)
+	}
 	if e := h.metric(t, "auditwatch_ingest_progress_write_errors_total"); e != 5 {
 		t.Errorf("progress write errors %v, want 5", e)
 	}
