@@ -7,7 +7,7 @@ STATE     ?= $(CURDIR)/.state
 export AW_STATE := $(STATE)
 TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092}
 
-.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-summary bench-rollup-cost anomaly-eval bench-micro vet clean
+.PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-summary bench-rollup-cost anomaly-eval alert-noise bench-micro bench-alert-latency vet clean
 
 all: build
 
@@ -62,6 +62,15 @@ bench-rollup-cost: services
 ## anomaly-eval: the anomaly rules over 28 generated days: incidents found, false findings per 100 key-days
 anomaly-eval: services
 	$(TEST_ENV) $(GO) test -count=1 -run TestAnomalyRulesOnGeneratedHistory -v ./detect/ | grep -E "anomaly_eval_test|PASS|FAIL"
+
+## alert-noise: the whole pack over 7 of 21 generated days with noise and every incident: noise alerts per 100 keys per day, incidents alerted
+alert-noise: services
+	@out=$$(mktemp); $(TEST_ENV) AUDITWATCH_ALERT_NOISE=1 $(GO) test -count=1 -timeout 60m -run TestAlertNoise -v ./detect/ >$$out 2>&1; rc=$$?; \
+	grep -E "alertnoise_test|^(--- )?(PASS|FAIL)|^ok" $$out || cat $$out; rm -f $$out; exit $$rc
+
+## bench-alert-latency: 20 invalid-signature bursts through Kafka → ingest → detect → Slack (local API server); p50/p95/max to out/bench-alert-latency.json
+bench-alert-latency: services build
+	$(TEST_ENV) AUDITWATCH_BENCH_ALERT_LATENCY=1 $(GO) test -count=1 -timeout 20m -run '^TestAlertLatencyBench$$' -v ./cmd/auditwatch/
 
 ## bench-micro: Go benchmarks (decoder, generator)
 bench-micro:
