@@ -75,9 +75,14 @@ func TestProgressRowsPerBatch(t *testing.T) {
 	b3 := fill(t, in, []time.Time{f3}, msgAt(1, 99, 100, t0.Add(4*time.Second)))
 	in.track.written(b3)
 
+	// Partition 3 behind with an event stamped in the future: complete_to
+	// stops at the time it was read.
+	b4 := fill(t, in, []time.Time{f3}, msgAt(3, 0, 100, f3.Add(time.Hour)))
+	in.track.written(b4)
+
 	got := in.track.pending
-	if len(got) != 5 {
-		t.Fatalf("%d rows, want 5: %+v", len(got), got)
+	if len(got) != 6 {
+		t.Fatalf("%d rows, want 6: %+v", len(got), got)
 	}
 	first := byPartition(got[:3])
 	tests := []struct {
@@ -95,6 +100,8 @@ func TestProgressRowsPerBatch(t *testing.T) {
 			CompleteTo: t0.Add(20 * time.Second), LastOffset: 5, HighWater: 100}},
 		{"caught up again", got[4], Progress{Rows: 1, MinEventTS: t0.Add(4 * time.Second), MaxEventTS: t0.Add(4 * time.Second),
 			CompleteTo: f3, CaughtUp: true, LastOffset: 99, HighWater: 100}},
+		{"behind, event in the future: complete to the read time", got[5], Progress{Rows: 1, MinEventTS: f3.Add(time.Hour), MaxEventTS: f3.Add(time.Hour),
+			CompleteTo: f3, LastOffset: 0, HighWater: 100}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

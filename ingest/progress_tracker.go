@@ -106,10 +106,15 @@ func (t *tracker) heartbeat(now time.Time) {
 }
 
 // row returns the progress of partition k as of at: complete to at when it
-// had caught up, else to the greatest event time written. Event times
+// had caught up, else to the greatest event time written, but never past
+// the time its last message was read (an event stamped in the future by a
+// skewed clock must not vouch for events not yet produced). Event times
 // default to complete_to (a heartbeat, or a batch of dead letters only).
 func (t *tracker) row(k partitionKey, p *partProgress, at time.Time) Progress {
 	complete := p.maxEvent
+	if complete.After(p.fetchedAt) {
+		complete = p.fetchedAt
+	}
 	if p.caughtUp {
 		complete = at
 	}

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_progress
     rows            UInt32              COMMENT 'Rows and dead letters written for this partition in the batch; 0 for a heartbeat',
     min_event_ts    DateTime            COMMENT 'Earliest event time (access_log.ts) among the rows of this batch and partition; complete_to for a heartbeat',
     max_event_ts    DateTime            COMMENT 'Latest event time among the rows of this batch and partition; complete_to for a heartbeat',
-    complete_to     DateTime            COMMENT 'Every event of this partition before this time is stored: the wall-clock time of the read when the ingester had caught up with the partition, else the greatest event time it has written for the partition',
+    complete_to     DateTime            COMMENT 'Every event of this partition before this time is stored: the wall-clock time of the read when the ingester had caught up with the partition, else the greatest event time it has written for the partition (at most the time of that read)',
     caught_up       UInt8               COMMENT '1 when the last message written was the newest in the partition when it was read (nothing was waiting)',
     last_offset     Int64               COMMENT 'Offset of the last message written for the partition',
     high_water      Int64               COMMENT 'Partition high-water mark when that message was read (offset of the next message to be produced)'
