@@ -95,14 +95,14 @@ func (p *ProgressLog) Arrivals(ctx context.Context, after uint64, from, to time.
 	var sb strings.Builder
 	args := []any{}
 	lo, hi := to, from
-	sb.WriteString("SELECT multiIf(")
+	sb.WriteString("SELECT toInt64(multiIf(")
 	for i, b := range batches {
 		fmt.Fprintf(&sb, "kafka_partition = ? AND kafka_offset BETWEEN ? AND ?, %d, ", i)
 		args = append(args, b.partition, b.first, b.last)
 		lo, hi = minTime(lo, b.minTS), maxTime(hi, b.maxTS)
 	}
 	lo, hi = maxTime(lo, from), minTime(hi.Add(time.Second), to)
-	sb.WriteString("-1) AS b, toUInt32(ts) AS s FROM " + p.db + ".access_log WHERE ts >= toDateTime(?) AND ts < toDateTime(?) GROUP BY b, s HAVING b >= 0")
+	sb.WriteString("-1)) AS b, toUInt32(ts) AS s FROM " + p.db + ".access_log WHERE ts >= toDateTime(?) AND ts < toDateTime(?) GROUP BY b, s HAVING b >= 0")
 	args = append(args, uint32(lo.Unix()), uint32(hi.Unix()))
 	q, err := p.conn.Query(ctx, sb.String(), args...)
 	if err != nil {
