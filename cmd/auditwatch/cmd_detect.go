@@ -67,6 +67,8 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Store:  detect.NewStore(conn, db),
 	}
 
+	runner.Engine.RegistryTTL = 5 * time.Second // key changes take effect within seconds
+
 	if *once != "" || *from != "" {
 		return detectOnce(ctx, runner, cfg.Detect.RulesDir, *once, *from, *to, *step, stdout, stderr)
 	}

@@ -169,6 +169,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	only := fs.String("rule", "", "only this rule id")
 	format := fs.String("format", "table", "table or json")
 	keep := fs.Int("show", 5, "alerts to list per rule (table format)")
+	postureAtEnd := fs.Bool("posture-at-end", false, "evaluate registry rules (rotation, stale keys, missing allowlists) once at --to when their schedule has no tick in the range")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -184,6 +185,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	opts.Keep = max(*keep, 20)
+	opts.PostureAtEnd = *postureAtEnd
 	f, t := opts.From, opts.To
 	set, err := rules.LoadDir(*dir)
 	if err != nil {
@@ -203,6 +205,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer conn.Close()
 	eng := detect.NewEngine(conn, cfg.ClickHouse.Database, keys.NewStore(conn, cfg.ClickHouse.Database), log)
+	eng.RegistryTTL = time.Hour // the registry as it is now, read once
 	res, err := detect.Backtest(ctx, eng, set, opts)
 	if err != nil {
 		return err
@@ -214,15 +217,28 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "backtest %s → %s (%s)\n\n", f.Format(time.RFC3339), t.Format(time.RFC3339), *step)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tSEVERITY\tEVALS\tMATCHES\tALERTS\tGROUPS\tERRORS\tAVG QUERY")
+	fmt.Fprintln(tw, "RULE\tSEVERITY\tEVALS\tMATCHES\tALERTS\tSIGNALS\tGROUPS\tERRORS\tAVG QUERY")
 	for _, r := range res {
 		avg := time.Duration(0)
 		if r.Evaluations > 0 {
 			avg = r.QueryTime / time.Duration(r.Evaluations)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.RuleID, r.Severity, r.Evaluations, r.Matches, r.Alerts, r.Groups, r.Errors, avg.Round(100*time.Microsecond))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", r.RuleID, r.Severity, r.Evaluations, r.Matches, r.Alerts, r.Signals, r.Groups, r.Errors, avg.Round(100*time.Microsecond))
 	}
 	tw.Flush()
+	for _, r := range res {
+		if r.NotDue {
+			how := "not evaluated"
+			if r.Evaluations > 0 {
+				how = "evaluated once at --to (--posture-at-end)"
+			}
+			fmt.Fprintf(stdout, "\n%s: not due: its schedule has no tick in this range (next %s); %s", r.RuleID, r.NextTick.Format(time.RFC3339), how)
+			if r.Evaluations == 0 && detect.IsPosture(set.Get(r.RuleID)) {
+				fmt.Fprint(stdout, " — --posture-at-end evaluates it once at the end")
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
 	for _, r := range res {
 		if r.FirstError != "" {
 			fmt.Fprintf(stdout, "\n%s: first error: %s\n", r.RuleID, r.FirstError)
