@@ -114,12 +114,12 @@ q --format PrettyCompactMonoBlock --query "
 
 step "findings by rule (SELECT … FROM findings)"
 q --format PrettyCompactMonoBlock --query "
-  SELECT rule_id, severity, countIf(status = 'new') AS alerts, countIf(status = 'suppressed') AS suppressed,
+  SELECT rule_id, severity, countIf(status = 'new') AS alerts, countIf(status = 'signal') AS signals, countIf(status = 'suppressed') AS suppressed,
          uniqExact(group_key) AS groups, min(eval_time) AS first, max(eval_time) AS last
   FROM findings FINAL GROUP BY rule_id, severity ORDER BY alerts DESC"
 
 step "injected incidents (ground truth, out/incidents.json) and the findings that caught them"
-q --format TSV --query "SELECT rule_id, key_id, client_ip, group_key, toUnixTimestamp(window_start), toUnixTimestamp(eval_time) FROM findings FINAL WHERE status = 'new'" > "$OUT/findings.tsv"
+q --format TSV --query "SELECT rule_id, key_id, client_ip, group_key, toUnixTimestamp(window_start), toUnixTimestamp(eval_time) FROM findings FINAL WHERE status IN ('new', 'signal')" > "$OUT/findings.tsv"
 python3 - "$OUT/incidents.json" "$OUT/findings.tsv" <<'PY'
 import json, sys, datetime as dt
 inc = json.load(open(sys.argv[1]))
