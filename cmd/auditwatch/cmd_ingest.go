@@ -61,6 +61,15 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Progress rows go through a connection of their own: in the data
+	// connection's pool, their inserts would make a second pooled
+	// connection that then grows the buffers of large batches too (more
+	// live heap, more GC under ingest.memory_limit_bytes).
+	progressConn, err := openClickHouse(cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer progressConn.Close()
 	in := ingest.New(reader, chsink.New(conn, cfg.ClickHouse.Database), ingest.Options{
 		MaxRows:          cfg.Ingest.BatchMaxRows,
 		MaxBytes:         cfg.Ingest.BatchMaxBytes,
@@ -69,7 +78,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		MaxFuture:        cfg.Ingest.MaxFutureSkew,
 		MaxDeadLetterRaw: cfg.Ingest.DeadLetterRawBytes,
 		ShutdownTimeout:  cfg.Ingest.ShutdownTimeout,
-		Progress:         chsink.NewProgressWriter(conn, cfg.ClickHouse.Database),
+		Progress:         chsink.NewProgressWriter(progressConn, cfg.ClickHouse.Database),
 		ProgressInterval: cfg.Ingest.ProgressInterval,
 		Topic:            cfg.Kafka.Topic,
 		Group:            cfg.Kafka.GroupID,
