@@ -75,10 +75,12 @@ type Scheduler struct {
 
 // ruleLoop is the goroutine evaluating one rule.
 type ruleLoop struct {
-	rule *rules.Rule
-	stop chan struct{}
-	done chan struct{}
-	late chan []time.Time // ticks to evaluate again for late data
+	rule       *rules.Rule
+	incomplete bool // the last window waited for was evaluated incomplete (logged once per episode)
+	wmFailing  bool // the last watermark read failed (logged once per episode)
+	stop       chan struct{}
+	done       chan struct{}
+	late       chan []time.Time // ticks to evaluate again for late data
 }
 
 // NewScheduler returns a Scheduler for the rule files in dir. metrics may be
@@ -311,7 +313,9 @@ func (s *Scheduler) loop(ctx context.Context, l *ruleLoop) {
 		}
 		s.mu.Lock()
 		s.cursors[r.ID] = next
-		s.historyOf(r.ID).add(next, start)
+		h := s.historyOf(r.ID)
+		h.add(next, start)
+		h.prune(now.Add(-s.ReplayLookback))
 		s.mu.Unlock()
 	}
 }
@@ -355,18 +359,27 @@ func (s *Scheduler) await(ctx context.Context, l *ruleLoop, r *rules.Rule, t tim
 	for {
 		now := s.now()
 		wm, err := s.Watermarks.Watermark(ctx, now)
-		if err != nil {
-			s.log.Warn("reading the ingest watermark failed", "rule", r.ID, "err", err)
+		if err != nil && !l.wmFailing {
+			s.log.Warn("reading the ingest watermark failed; waiting for it until max_wait", "rule", r.ID, "err", err)
 		}
+		l.wmFailing = err != nil
 		tick.Watermark = wm.At
 		if err == nil && !wm.At.Before(end) {
 			s.metrics.waited.WithLabelValues(r.ID).Observe(max(now.Sub(end), 0).Seconds())
+			if l.incomplete {
+				l.incomplete = false
+				s.log.Info("the ingest watermark passes window ends again; windows are complete", "rule", r.ID, "watermark", wm.At)
+			}
 			return tick, true
 		}
 		if !now.Before(deadline) {
 			tick.Complete = false
 			s.metrics.incomplete.WithLabelValues(r.ID).Inc()
-			s.log.Warn("evaluating an incomplete window: the ingest watermark did not pass its end within max_wait; rows that arrive later are evaluated as late data",
+			lvl := slog.LevelDebug
+			if !l.incomplete {
+				lvl, l.incomplete = slog.LevelWarn, true // once per episode; the metric counts every run
+			}
+			s.log.Log(ctx, lvl, "evaluating an incomplete window: the ingest watermark did not pass its end within max_wait; rows that arrive later are evaluated as late data",
 				"rule", r.ID, "window_end", end, "watermark", wm.At, "max_wait", s.MaxWait, "active_partitions", wm.Active, "ingester_live", wm.Live)
 			return tick, true
 		}
