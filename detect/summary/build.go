@@ -87,16 +87,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Report, error) {
 	// A registered key may appear in traffic under its id and under its
 	// fingerprint (when the gateway did not know it): fold fingerprints into
 	// ids in SQL, so distinct counts and quantiles merge exactly.
-	kid := "key_id"
-	var fps, ids []string
-	for i := range reg {
-		if k := &reg[i]; k.Fingerprint != "" && k.Fingerprint != k.ID {
-			fps, ids = append(fps, sqlString(k.Fingerprint)), append(ids, sqlString(k.ID))
-		}
-	}
-	if len(fps) > 0 {
-		kid = "transform(key_id, [" + strings.Join(fps, ", ") + "], [" + strings.Join(ids, ", ") + "], key_id)"
-	}
+	kid := keys.FoldExpr(reg, "key_id")
 	keyCond, keyArgs := "", []any{}
 	if o.KeyID != "" {
 		ids := []string{o.KeyID}
@@ -447,7 +438,3 @@ func firstNonEmpty(a, b string) string {
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
-// sqlString returns s as a ClickHouse string literal.
-func sqlString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
