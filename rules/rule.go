@@ -143,7 +143,8 @@ func (r *Rule) ExceptedIP(ip netip.Addr) bool {
 	return false
 }
 
-// ExceptedKey reports whether key (an id or fingerprint) is excepted.
+// ExceptedKey reports whether key (an id or a fingerprint; callers check
+// both names of a key) is listed in the exceptions.
 func (r *Rule) ExceptedKey(key string) bool {
 	for _, k := range r.Exceptions.Keys {
 		if k == key {
@@ -200,7 +201,7 @@ type Override struct {
 
 // Exceptions are never flagged.
 type Exceptions struct {
-	Keys []string `yaml:"keys"` // key identities as in access_log.key_id (registry id, else fingerprint)
+	Keys []string `yaml:"keys"` // keys by registry id or fingerprint (either name matches)
 	IPs  []string `yaml:"ips"`  // addresses or CIDRs, IPv4 or IPv6
 }
 
