@@ -14,6 +14,7 @@ import (
 	"github.com/auditwatch/auditwatch/detect/keys"
 	"github.com/auditwatch/auditwatch/ingest/chsink"
 	"github.com/auditwatch/auditwatch/ingest/event"
+	"github.com/auditwatch/auditwatch/ingest/secret"
 	"github.com/auditwatch/auditwatch/rules"
 )
 
@@ -286,5 +287,42 @@ func TestEscalationBreaksCooldown(t *testing.T) {
 	res, err = e.runner.Run(ctx, enum, manual(t0.Add(21*time.Minute)))
 	if err != nil || res.Alerts != 0 || res.Suppressed != 1 {
 		t.Fatalf("repeat at critical: %+v, %v", res, err)
+	}
+}
+
+// TestOneIdentityPerKey: a registered key whose requests the gateway logged
+// partly with its registry id and partly with only the key (so key_id holds
+// the fingerprint) is one group, named by the registry id, with its
+// fingerprint and hint; an exception by fingerprint drops it.
+func TestOneIdentityPerKey(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const full = "bk_live_IDENTidentIDENTidentIDENTident12"
+	fp := secret.Fingerprint(full)
+	if err := e.keys.Upsert(ctx, []keys.Key{{ID: "key_reg", Fingerprint: fp, Hint: secret.Hint(full), Env: "live", Status: "active",
+		CreatedAt: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)}}, "import"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	e.events(t, burst(8, t0.Add(-4*time.Minute), "key_reg", "198.51.100.1", "invalid_signature")...)
+	var byKey []string
+	for _, raw := range burst(8, t0.Add(-3*time.Minute), "", "198.51.100.1", "invalid_signature") {
+		byKey = append(byKey, strings.Replace(raw, `"key_id":""`, `"api_key":"`+full+`"`, 1))
+	}
+	e.events(t, byKey...)
+	r := mustRule(t, strings.Replace(thresholdRule, "threshold: 10", "threshold: 15", 1))
+	res, err := e.runner.Run(ctx, r, manual(t0))
+	if err != nil || len(res.Findings) != 1 {
+		t.Fatalf("want one finding for the key under both names, got %+v, %v", res.Findings, err)
+	}
+	f := res.Findings[0]
+	if f.KeyID != "key_reg" || f.KeyFingerprint != fp || f.GroupKey != "key_id=key_reg" || f.Value != 16 || f.KeyHint != secret.Hint(full) {
+		t.Fatalf("finding %+v: want key_reg with its fingerprint and hint, 16 requests", f)
+	}
+	for _, id := range []string{"key_reg", fp} {
+		ex := mustRule(t, strings.Replace(thresholdRule, "threshold: 10", "threshold: 15\n    exceptions: {keys: ["+id+"]}", 1))
+		if fs, err := e.runner.Engine.Eval(ctx, ex, t0); err != nil || len(fs) != 0 {
+			t.Fatalf("exception by %s: %d findings, %v", id, len(fs), err)
+		}
 	}
 }
