@@ -31,7 +31,8 @@ type WatermarkSource interface {
 
 // Progress reads the watermark from the ingest_progress table.
 //
-// Per partition it takes the greatest complete_to written. A partition is
+// Per partition it takes the complete_to of the row with the furthest
+// offset (the latest of them). A partition is
 // idle, and does not hold the watermark back, when its latest row says it
 // had caught up and nothing was written for it within IdleTimeout (the
 // ingesters heartbeat the partitions they read about once a second, so a
@@ -75,7 +76,11 @@ func (p *Progress) Watermark(ctx context.Context, now time.Time) (Watermark, err
 	if !p.at.IsZero() && now.Sub(p.at) >= 0 && now.Sub(p.at) < 500*time.Millisecond {
 		return p.cached, nil
 	}
-	rows, err := p.conn.Query(ctx, "SELECT topic, partition, argMax(caught_up, seq), max(complete_to), max(written_at) FROM "+p.db+
+	// The state of a partition is its row with the furthest offset (the
+	// latest of those): what is durably written. After a rebalance or a
+	// restart, rows of a consumer still behind that offset do not pull it
+	// back; the former owner's restatements stop when it stops reading.
+	rows, err := p.conn.Query(ctx, "SELECT topic, partition, argMax(caught_up, (last_offset, seq)), argMax(complete_to, (last_offset, seq)), max(written_at) FROM "+p.db+
 		".ingest_progress WHERE written_at >= toDateTime(?) GROUP BY topic, partition", uint32(now.Add(-p.Lookback).Unix()))
 	if err != nil {
 		return Watermark{}, fmt.Errorf("read ingest progress: %w", err)

@@ -17,6 +17,9 @@ type batch struct {
 	parts   map[partitionKey]*partStats // per partition read into the batch
 	bytes   int
 	started time.Time
+	// cut is when the reader handed the batch to the writer: every message
+	// fetched before it is in this batch or an earlier one.
+	cut time.Time
 }
 
 type partitionKey struct {
@@ -93,7 +96,7 @@ func (b *batch) reset() {
 	b.dead = b.dead[:0]
 	clear(b.parts)
 	b.bytes = 0
-	b.started = time.Time{}
+	b.started, b.cut = time.Time{}, time.Time{}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -207,6 +207,7 @@ func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-cha
 				in.metrics.lag.WithLabelValues(k.topic, itoa(k.partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
 			}
 		}
+		b.cut = in.now()
 		full <- b
 		defer func() {
 			nextBeat = in.now().Add(in.opts.ProgressInterval)

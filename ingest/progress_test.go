@@ -430,3 +430,28 @@ func TestRunProgressFailureDoesNotStopData(t *testing.T) {
 		t.Error("no offsets committed")
 	}
 }
+
+// TestProgressRestatesQuietPartitions: a batch of one partition restates
+// the other caught-up partitions as complete to the batch's cut, so a quiet
+// partition does not hold the watermark while another is busy; a partition
+// left behind is not restated.
+func TestProgressRestatesQuietPartitions(t *testing.T) {
+	in := testIngester(Options{})
+	f1 := t0.Add(time.Minute)
+	in.track.written(fill(t, in, []time.Time{f1, f1}, msgAt(0, 9, 10, t0), msgAt(1, 4, 100, t0)))
+	in.track.pending = nil
+	cut := f1.Add(5 * time.Second)
+	b := fill(t, in, []time.Time{cut.Add(-time.Second)}, msgAt(2, 0, 1, t0.Add(time.Minute)))
+	b.cut = cut
+	in.track.written(b)
+	got := byPartition(in.track.pending)
+	if len(in.track.pending) != 2 {
+		t.Fatalf("rows %+v, want partition 2's batch row and partition 0 restated", in.track.pending)
+	}
+	if r := got[0]; r.Rows != 0 || !r.CompleteTo.Equal(cut) || !r.CaughtUp || r.LastOffset != 9 {
+		t.Fatalf("partition 0 restated as %+v, want complete to the cut %s", r, cut)
+	}
+	if _, ok := got[1]; ok {
+		t.Fatal("partition 1 was behind: it must not be restated")
+	}
+}

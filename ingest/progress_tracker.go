@@ -53,7 +53,8 @@ func newTracker(w ProgressWriter, opts Options, log *slog.Logger, metrics *Metri
 }
 
 // written records that b is stored in ClickHouse and queues one row per
-// partition of b.
+// partition of b, and a restating row (rows = 0) for each other partition
+// read within heartbeatWindow that had caught up.
 func (t *tracker) written(b *batch) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -78,6 +79,19 @@ func (t *tracker) written(b *batch) {
 			row.MinEventTS, row.MaxEventTS = minTS, maxTS
 		}
 		t.pending = append(t.pending, row)
+	}
+	// Partitions the batch has nothing of, that had caught up: nothing was
+	// fetched from them since, so they are complete to when the batch was
+	// cut. Restating them with each batch keeps a quiet partition from
+	// holding detection's watermark back while others are busy (heartbeats
+	// only run when the whole ingester is idle).
+	if !b.cut.IsZero() {
+		for k, p := range t.parts {
+			if _, in := b.parts[k]; in || !p.caughtUp || b.cut.Sub(p.fetchedAt) > heartbeatWindow || !b.cut.After(p.fetchedAt) {
+				continue
+			}
+			t.pending = append(t.pending, t.row(k, p, b.cut))
+		}
 	}
 	t.signal()
 }
