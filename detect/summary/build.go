@@ -437,4 +437,3 @@ func firstNonEmpty(a, b string) string {
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
-
