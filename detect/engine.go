@@ -95,7 +95,7 @@ func resolveKeys(r *rules.Rule, fs []Finding, idx keyIndex) {
 		}
 		k := idx[f.KeyID]
 		if k == nil {
-			if isFingerprint(f.KeyID) {
+			if keys.IsFingerprint(f.KeyID) {
 				f.KeyFingerprint = f.KeyID // an unregistered key: its fingerprint is its only name
 			}
 			continue
@@ -118,20 +118,6 @@ func resolveKeys(r *rules.Rule, fs []Finding, idx keyIndex) {
 			f.AccountID = k.AccountID
 		}
 	}
-}
-
-// isFingerprint reports whether s looks like a key fingerprint (16 hex
-// digits).
-func isFingerprint(s string) bool {
-	if len(s) != 16 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // applyExceptions drops findings about excepted keys (by id or fingerprint)

@@ -185,8 +185,8 @@ func validStatus(s string) bool {
 	return s == StatusActive || s == StatusRevoked || s == StatusExpired
 }
 
-// validFingerprint reports whether s is 16 lower-case hex digits.
-func validFingerprint(s string) bool {
+// IsFingerprint reports whether s is a key fingerprint: 16 lower-case hex digits.
+func IsFingerprint(s string) bool {
 	if len(s) != 16 {
 		return false
 	}

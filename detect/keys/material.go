@@ -27,7 +27,7 @@ func (m material) resolve(envRequired bool) (fp, hint, env string, errs []fieldE
 	fp = strings.ToLower(strings.TrimSpace(m.fingerprint))
 	hint = strings.TrimSpace(m.hint)
 	env = strings.TrimSpace(m.env)
-	if fp != "" && !validFingerprint(fp) {
+	if fp != "" && !IsFingerprint(fp) {
 		errs = append(errs, fieldError{"fingerprint", "want 16 hex digits (the first 16 of SHA-256 of the key)"})
 		fp = ""
 	}
