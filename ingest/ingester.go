@@ -39,6 +39,8 @@ type Options struct {
 	FlushInterval    time.Duration // age at which a non-empty batch is flushed (1s)
 	MaxMessageBytes  int           // larger messages are dead-lettered (1 MiB)
 	MaxFuture        time.Duration // events further in the future are dead-lettered (24h)
+	MaxPast          time.Duration // events further in the past are dead-lettered as too_old (0: no limit)
+	FingerprintKey   []byte        // secret that keys the fingerprints of presented keys (nil: plain SHA-256)
 	MaxDeadLetterRaw int           // raw bytes kept per dead letter (64 KiB)
 	RetryMin         time.Duration // first retry delay of a failed write (200ms)
 	RetryMax         time.Duration // longest retry delay (30s)
@@ -106,6 +108,7 @@ func New(src Source, sink Sink, opts Options, log *slog.Logger, metrics *Metrics
 		decoder: event.NewDecoder(opts.MaxMessageBytes, opts.MaxFuture),
 		now:     time.Now,
 	}
+	in.decoder.MaxPast, in.decoder.FingerprintKey = opts.MaxPast, opts.FingerprintKey
 	if opts.Progress != nil {
 		in.track = newTracker(opts.Progress, opts, log, metrics, in.now)
 	}

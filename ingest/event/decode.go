@@ -37,6 +37,11 @@ type Decoder struct {
 	MaxBytes int
 	// MaxFuture rejects events timestamped further than this after now.
 	MaxFuture time.Duration
+	// MaxPast, when positive, dead-letters events timestamped further than
+	// this before now (too_old).
+	MaxPast time.Duration
+	// FingerprintKey, when set, makes fingerprints keyed (HMAC).
+	FingerprintKey []byte
 }
 
 // NewDecoder returns a Decoder with the given limits; zero values take the
