@@ -30,12 +30,17 @@ type partitionKey struct {
 // partStats is what a batch holds of one partition: enough to commit it and
 // to report its progress.
 type partStats struct {
-	last      kafka.Message // highest message, without its payload
-	fetchedAt time.Time     // when FetchMessage returned last
-	n         int           // rows and dead letters
-	hasTS     bool          // minTS and maxTS are set (the partition has rows)
-	minTS     int64         // earliest event time of its rows, unix ms
-	maxTS     int64         // latest event time of its rows, unix ms
+	last  kafka.Message // highest message, without its payload
+	first int64         // lowest offset in the batch
+	// recheckFrom is the lowest offset read again after an earlier batch
+	// (or read first since start): from it on, the writer checks what is
+	// already stored. -1: none.
+	recheckFrom int64
+	fetchedAt   time.Time // when FetchMessage returned last
+	n           int       // rows and dead letters
+	hasTS       bool      // minTS and maxTS are set (the partition has rows)
+	minTS       int64     // earliest event time of its rows, unix ms
+	maxTS       int64     // latest event time of its rows, unix ms
 }
 
 // observe records the event time of one row, in unix milliseconds.
@@ -62,9 +67,10 @@ func (b *batch) track(msg kafka.Message, now time.Time) *partStats {
 	k := partitionKey{msg.Topic, msg.Partition}
 	p := b.parts[k]
 	if p == nil {
-		p = &partStats{last: kafka.Message{Offset: -1}}
+		p = &partStats{last: kafka.Message{Offset: -1}, first: msg.Offset, recheckFrom: -1}
 		b.parts[k] = p
 	}
+	p.first = min(p.first, msg.Offset)
 	p.n++
 	if msg.Offset > p.last.Offset {
 		// Keep only what a commit needs, not the payload.

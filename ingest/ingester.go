@@ -26,8 +26,12 @@ type Source interface {
 }
 
 // Sink stores one batch. Write returns nil only once every row and dead
-// letter is stored; after an error the whole batch is written again, so the
-// Sink must make duplicates harmless.
+// letter is stored. An error wrapping ErrRejected means ClickHouse refused
+// the data (the ingester then isolates the refused rows); any other error
+// is retried. When the Sink is also a StoredReader, the ingester asks it,
+// before writing again, which messages are already stored, so that a
+// redelivered or retried message is stored once (the key_usage rollup
+// counts every insert).
 type Sink interface {
 	Write(ctx context.Context, rows *event.Rows, dead []event.DeadLetter) error
 }
@@ -43,7 +47,7 @@ type Options struct {
 	FingerprintKey   []byte        // secret that keys the fingerprints of presented keys (nil: plain SHA-256)
 	MaxDeadLetterRaw int           // raw bytes kept per dead letter (64 KiB)
 	RetryMin         time.Duration // first retry delay of a failed write (200ms)
-	RetryMax         time.Duration // longest retry delay (30s)
+	RetryMax         time.Duration // longest retry delay (2s: writes resume within seconds of ClickHouse's return)
 	ShutdownTimeout  time.Duration // time to flush and commit after ctx ends (30s)
 	CommitTimeout    time.Duration // limit on one offset commit (10s)
 	CommitAttempts   int           // commits tried before giving up on a batch's offsets (5)
@@ -76,7 +80,7 @@ func (o *Options) setDefaults() {
 	defD(&o.FlushInterval, time.Second)
 	defD(&o.MaxFuture, 24*time.Hour)
 	defD(&o.RetryMin, 200*time.Millisecond)
-	defD(&o.RetryMax, 30*time.Second)
+	defD(&o.RetryMax, 2*time.Second)
 	defD(&o.ShutdownTimeout, 30*time.Second)
 	defD(&o.CommitTimeout, 10*time.Second)
 	defD(&o.ProgressInterval, time.Second)
@@ -95,6 +99,10 @@ type Ingester struct {
 	track   *tracker // nil without Options.Progress
 
 	sinkOK atomic.Bool // last write succeeded
+
+	next   map[partitionKey]int64 // reader: offset after the highest read, per partition
+	stored StoredReader           // nil: redelivered messages are written again
+	carry  map[partitionKey]bool  // writer: the last batch's tail was found stored; check the next one
 }
 
 // New returns an Ingester. metrics may be nil.
@@ -109,6 +117,11 @@ func New(src Source, sink Sink, opts Options, log *slog.Logger, metrics *Metrics
 		now:     time.Now,
 	}
 	in.decoder.MaxPast, in.decoder.FingerprintKey = opts.MaxPast, opts.FingerprintKey
+	in.next = make(map[partitionKey]int64)
+	in.carry = make(map[partitionKey]bool)
+	if sr, ok := sink.(StoredReader); ok {
+		in.stored = sr
+	}
 	if opts.Progress != nil {
 		in.track = newTracker(opts.Progress, opts, log, metrics, in.now)
 	}
@@ -283,11 +296,29 @@ type fetchContext struct {
 	cancel context.CancelFunc
 }
 
-// add decodes msg into b as a row or a dead letter.
+// add decodes msg into b as a row or a dead letter. A message read again
+// while its first copy is still in b is skipped; one read again after an
+// earlier batch (a restart, a rebalance, a failed commit), or the first
+// read of a partition, marks its partition for the writer to check what is
+// already stored.
 func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 	in.metrics.messagesIn.Inc()
 	in.metrics.bytesIn.Add(float64(len(msg.Value)))
+	k := partitionKey{msg.Topic, msg.Partition}
+	if p := b.parts[k]; p != nil && msg.Offset >= p.first && msg.Offset <= p.last.Offset {
+		in.metrics.redelivered.Inc()
+		return
+	}
+	next, seen := in.next[k]
 	p := b.track(msg, now)
+	if !seen || msg.Offset < next {
+		if p.recheckFrom < 0 || msg.Offset < p.recheckFrom {
+			p.recheckFrom = msg.Offset
+		}
+	}
+	if msg.Offset >= next {
+		in.next[k] = msg.Offset + 1
+	}
 	row, err := in.decoder.Decode(msg.Value, now)
 	if err != nil {
 		dl := event.NewDeadLetter(err, msg.Value, msg.Key, msg.Topic, int32(msg.Partition), msg.Offset, in.opts.MaxDeadLetterRaw, now.UTC())
@@ -323,33 +354,6 @@ func (in *Ingester) writeLoop(ctx context.Context, full <-chan *batch, free chan
 		return fmt.Errorf("shut down with %d messages unwritten (uncommitted, they will be consumed again)", lost)
 	}
 	return nil
-}
-
-func (in *Ingester) write(ctx context.Context, b *batch) error {
-	start := in.now()
-	bo := backoff{min: in.opts.RetryMin, max: in.opts.RetryMax}
-	for attempt := 1; ; attempt++ {
-		err := in.sink.Write(ctx, &b.rows, b.dead)
-		if err == nil {
-			if !in.sinkOK.Swap(true) {
-				in.log.Info("writes to ClickHouse recovered", "attempts", attempt)
-			}
-			in.metrics.writeLatency.Observe(in.now().Sub(start).Seconds())
-			in.metrics.rowsOut.Add(float64(b.rows.Len()))
-			in.metrics.deadOut.Add(float64(len(b.dead)))
-			in.metrics.batchRows.Observe(float64(b.len()))
-			return nil
-		}
-		in.sinkOK.Store(false)
-		in.metrics.writeErrors.Inc()
-		delay := bo.next()
-		in.log.Warn("write batch failed; retrying", "attempt", attempt, "rows", b.rows.Len(), "dead_letters", len(b.dead), "retry_in", delay, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("write batch: gave up after %d attempts: %w", attempt, err)
-		case <-time.After(delay):
-		}
-	}
 }
 
 func (in *Ingester) commit(ctx context.Context, b *batch) {

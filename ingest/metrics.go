@@ -26,6 +26,12 @@ type Metrics struct {
 
 	progressErrors prometheus.Counter
 	completeTo     *prometheus.GaugeVec
+
+	splits       prometheus.Counter
+	rejectedRows prometheus.Counter
+	deadRefused  prometheus.Counter
+	redelivered  prometheus.Counter
+	storedChecks prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg, if not nil.
@@ -64,14 +70,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed inserts into ingest_progress (retried with the next batch or heartbeat)."}),
 		completeTo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "partition_complete_to_seconds",
 			Help: "Unix time before which every event of the partition is stored, as last written to ingest_progress."}, []string{"topic", "partition"}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_splits_total",
+			Help: "Inserts split in two (or by partition) to isolate rows ClickHouse refused."}),
+		rejectedRows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rejected_rows_total",
+			Help: "Rows ClickHouse refused, dead-lettered in ingest_errors with reason rejected."}),
+		deadRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_letters_refused_total",
+			Help: "Dead letters ClickHouse refused to store (logged with topic, partition and offset, then dropped)."}),
+		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redelivered_skipped_total",
+			Help: "Messages read again (redelivery after a restart, rebalance or failed commit) and skipped because they were already stored."}),
+		storedChecks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "stored_checks_total",
+			Help: "Queries for already-stored offsets, made after a redelivery or a write whose outcome was unknown."}),
 	}
+	m.deadLetters.WithLabelValues(ReasonRejected)
 	for _, r := range event.Reasons {
 		m.deadLetters.WithLabelValues(string(r))
 	}
 	if reg != nil {
 		reg.MustRegister(m.messagesIn, m.bytesIn, m.rowsOut, m.deadOut, m.deadLetters, m.writeErrors, m.fetchErrors,
 			m.commits, m.commitErrors, m.lastCommit, m.lag, m.writeLatency, m.batchRows, m.batchAge,
-			m.progressErrors, m.completeTo)
+			m.progressErrors, m.completeTo, m.splits, m.rejectedRows, m.deadRefused, m.redelivered, m.storedChecks)
 	}
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -252,4 +253,44 @@ func Count(tb testing.TB, conn driver.Conn, query string, args ...any) uint64 {
 		tb.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// RollupMismatches compares the key_usage rollup with the access log it
+// summarises: for every key and hour, countMerge(requests) must equal the
+// distinct requests in access_log. It returns one line per difference.
+func RollupMismatches(tb testing.TB, conn driver.Conn, db string) []string {
+	tb.Helper()
+	read := func(q string) map[string]uint64 {
+		rows, err := conn.Query(context.Background(), q)
+		if err != nil {
+			tb.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		out := make(map[string]uint64)
+		for rows.Next() {
+			var key string
+			var hour time.Time
+			var n uint64
+			if err := rows.Scan(&key, &hour, &n); err != nil {
+				tb.Fatalf("%s: %v", q, err)
+			}
+			out[key+" "+hour.UTC().Format(time.RFC3339)] = n
+		}
+		return out
+	}
+	rollup := read("SELECT key_id, hour, toUInt64(countMerge(requests)) FROM " + db + ".key_usage GROUP BY key_id, hour")
+	log := read("SELECT key_id, toStartOfHour(ts) AS hour, toUInt64(uniqExact(request_id)) FROM " + db + ".access_log WHERE key_id != '' GROUP BY key_id, hour")
+	var diff []string
+	for k, n := range log {
+		if rollup[k] != n {
+			diff = append(diff, fmt.Sprintf("%s: rollup %d, access_log %d distinct requests", k, rollup[k], n))
+		}
+	}
+	for k, n := range rollup {
+		if _, ok := log[k]; !ok {
+			diff = append(diff, fmt.Sprintf("%s: rollup %d, access_log none", k, n))
+		}
+	}
+	sort.Strings(diff)
+	return diff
 }
