@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +99,8 @@ type Ingester struct {
 	now     func() time.Time
 	track   *tracker // nil without Options.Progress
 
-	sinkOK atomic.Bool // last write succeeded
+	sinkOK   atomic.Bool // last write succeeded
+	commitOK atomic.Bool // last offset commit succeeded
 
 	next   map[partitionKey]int64 // reader: offset after the highest read, per partition
 	stored StoredReader           // nil: redelivered messages are written again
@@ -126,16 +128,21 @@ func New(src Source, sink Sink, opts Options, log *slog.Logger, metrics *Metrics
 		in.track = newTracker(opts.Progress, opts, log, metrics, in.now)
 	}
 	in.sinkOK.Store(true)
+	in.commitOK.Store(true)
 	return in
 }
 
-// Ready returns nil while the last write to the sink succeeded, or an error
-// saying that writes are failing and being retried.
+// Ready returns nil while the last write to the sink and the last offset
+// commit succeeded, else an error saying which is failing.
 func (in *Ingester) Ready() error {
+	var errs []error
 	if !in.sinkOK.Load() {
-		return errors.New("writes to ClickHouse are failing; retrying")
+		errs = append(errs, errors.New("writes to ClickHouse are failing; retrying"))
 	}
-	return nil
+	if !in.commitOK.Load() {
+		errs = append(errs, errors.New("offset commits to Kafka are failing; written messages will be read again"))
+	}
+	return errors.Join(errs...)
 }
 
 // Run consumes until ctx ends or the Source is closed. On the way out it
@@ -367,20 +374,39 @@ func (in *Ingester) commit(ctx context.Context, b *batch) {
 		err := in.src.CommitMessages(cctx, msgs...)
 		cancel()
 		if err == nil {
+			if !in.commitOK.Swap(true) {
+				in.log.Info("offset commits recovered", "offsets", offsets(msgs))
+			}
 			in.metrics.commits.Inc()
 			in.metrics.lastCommit.SetToCurrentTime()
 			return
 		}
+		in.commitOK.Store(false)
 		in.metrics.commitErrors.Inc()
 		if attempt >= in.opts.CommitAttempts || ctx.Err() != nil {
-			// Written but not committed: these messages will be read and
-			// written again, which the table's deduplication absorbs.
-			in.log.Warn("commit offsets failed; messages will be redelivered", "attempts", attempt, "partitions", len(msgs), "err", err)
+			// Written but not committed: Kafka delivers these messages
+			// again, and the writer skips those already stored.
+			in.log.Error("commit offsets failed; the messages up to these offsets are stored and will be read again (and skipped)",
+				"attempts", attempt, "offsets", offsets(msgs), "err", err)
 			return
 		}
+		in.log.Warn("commit offsets failed; retrying", "attempt", attempt, "offsets", offsets(msgs), "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(bo.next()):
 		}
 	}
+}
+
+// offsets describes the last message of each partition of msgs, e.g.
+// "topic/0@1041 topic/1@997".
+func offsets(msgs []kafka.Message) string {
+	var sb strings.Builder
+	for i, m := range msgs {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		fmt.Fprintf(&sb, "%s/%d@%d", m.Topic, m.Partition, m.Offset)
+	}
+	return sb.String()
 }

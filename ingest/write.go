@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/auditwatch/auditwatch/ingest/event"
@@ -300,6 +301,7 @@ func deadFroms(dead []event.DeadLetter) map[int32]int64 {
 // message of u in it was stored.
 func (in *Ingester) dropStored(ctx context.Context, u *unit, topics map[int32]string, check map[int32]int64) (map[int32]bool, error) {
 	carry := make(map[int32]bool)
+	var ranges []string
 	rowsStored := make(map[int32]map[int64]string)
 	deadStored := make(map[int32]map[int64]bool)
 	for p, sp := range u.spans(topics, check) {
@@ -313,6 +315,9 @@ func (in *Ingester) dropStored(ctx context.Context, u *unit, topics map[int32]st
 			return nil, err
 		}
 		rowsStored[p], deadStored[p] = r, d
+		if len(r)+len(d) > 0 {
+			ranges = append(ranges, fmt.Sprintf("%s/%d@%d-%d", sp.topic, p, sp.from, sp.to))
+		}
 		_, last := r[sp.to]
 		carry[p] = last || d[sp.to]
 	}
@@ -349,7 +354,9 @@ func (in *Ingester) dropStored(ctx context.Context, u *unit, topics map[int32]st
 	}
 	if dropped > 0 {
 		in.metrics.redelivered.Add(float64(dropped))
-		in.log.Info("skipped messages already stored (read again after a restart, rebalance or failed write)", "messages", dropped, "partitions", len(check))
+		slices.Sort(ranges)
+		in.log.Info("skipped messages already stored (read again after a restart, rebalance, failed commit or failed write)",
+			"messages", dropped, "checked", strings.Join(ranges, " "))
 	}
 	return carry, nil
 }
