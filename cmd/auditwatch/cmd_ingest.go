@@ -20,6 +20,7 @@ import (
 
 	"github.com/auditwatch/auditwatch/ingest"
 	"github.com/auditwatch/auditwatch/ingest/chsink"
+	"github.com/auditwatch/auditwatch/ingest/health"
 	"github.com/auditwatch/auditwatch/ingest/retention"
 )
 
@@ -39,58 +40,32 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		debug.SetMemoryLimit(cfg.Ingest.MemoryLimitBytes)
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := ingest.NewMetrics(reg)
+
 	conn, err := openClickHouse(cfg.ClickHouse)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := waitClickHouse(ctx, conn, log); err != nil {
-		return err
-	}
-	if *migrateFirst || cfg.Ingest.MigrateOnStart {
-		if _, err := migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-			return err
-		}
-	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := ingest.NewMetrics(reg)
-
-	reader, err := newReader(cfg.Kafka, log)
-	if err != nil {
-		return err
-	}
-	// Progress rows go through a connection of their own: in the data
-	// connection's pool, their inserts would make a second pooled
-	// connection that then grows the buffers of large batches too (more
-	// live heap, more GC under ingest.memory_limit_bytes).
-	progressConn, err := openClickHouse(cfg.ClickHouse)
-	if err != nil {
-		return err
-	}
-	defer progressConn.Close()
-	in := ingest.New(reader, chsink.New(conn, cfg.ClickHouse.Database), ingest.Options{
-		MaxRows:          cfg.Ingest.BatchMaxRows,
-		MaxBytes:         cfg.Ingest.BatchMaxBytes,
-		FlushInterval:    cfg.Ingest.FlushInterval,
-		MaxMessageBytes:  cfg.Ingest.MaxMessageBytes,
-		MaxFuture:        cfg.Ingest.MaxFutureSkew,
-		MaxDeadLetterRaw: cfg.Ingest.DeadLetterRawBytes,
-		ShutdownTimeout:  cfg.Ingest.ShutdownTimeout,
-		Progress:         chsink.NewProgressWriter(progressConn, cfg.ClickHouse.Database),
-		ProgressInterval: cfg.Ingest.ProgressInterval,
-		Topic:            cfg.Kafka.Topic,
-		Group:            cfg.Kafka.GroupID,
-		Instance:         instanceName(),
-	}, log, metrics)
-
+	// Health and metrics are served before any dependency is reachable:
+	// /readyz says what is missing instead of the port refusing.
+	checker := health.New(5*time.Second, log,
+		health.Probe{Name: "clickhouse", Check: conn.Ping},
+		health.Probe{Name: "kafka", Check: kafkaProbe(cfg.Kafka)})
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		checker.Run(runCtx)
+	}()
 	stopHTTP := func() {}
 	if cfg.HTTP.Listen != "" {
-		srv, ln, err := listenHTTP(cfg.HTTP, reg, in.Ready)
+		srv, ln, err := listenHTTP(cfg.HTTP, reg, checker.Ready)
 		if err != nil {
 			return err
 		}
@@ -108,6 +83,53 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			_ = srv.Shutdown(sctx)
 		}
 	}
+	defer func() {
+		cancel()
+		stopHTTP()
+		wg.Wait()
+	}()
+
+	if err := waitClickHouse(ctx, conn, log); err != nil {
+		return err
+	}
+	if *migrateFirst || cfg.Ingest.MigrateOnStart {
+		if _, err := migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
+			return err
+		}
+	}
+
+	reader, err := newReader(cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	// Progress rows go through a connection of their own: in the data
+	// connection's pool, their inserts would make a second pooled
+	// connection that then grows the buffers of large batches too (more
+	// live heap, more GC under ingest.memory_limit_bytes).
+	progressConn, err := openClickHouse(cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer progressConn.Close()
+	sink := chsink.New(conn, cfg.ClickHouse.Database)
+	sink.SetMaxPartitions(cfg.Ingest.MaxPartitionsPerInsert)
+	in := ingest.New(reader, sink, ingest.Options{
+		MaxRows:          cfg.Ingest.BatchMaxRows,
+		MaxBytes:         cfg.Ingest.BatchMaxBytes,
+		FlushInterval:    cfg.Ingest.FlushInterval,
+		MaxMessageBytes:  cfg.Ingest.MaxMessageBytes,
+		MaxFuture:        cfg.Ingest.MaxFutureSkew,
+		MaxDeadLetterRaw: cfg.Ingest.DeadLetterRawBytes,
+		ShutdownTimeout:  cfg.Ingest.ShutdownTimeout,
+		RetryMax:         cfg.Ingest.RetryMax,
+		Progress:         chsink.NewProgressWriter(progressConn, cfg.ClickHouse.Database),
+		ProgressInterval: cfg.Ingest.ProgressInterval,
+		Topic:            cfg.Kafka.Topic,
+		Group:            cfg.Kafka.GroupID,
+		Instance:         instanceName(),
+	}, log, metrics)
+	checker.Add(in.Ready)
+
 	ret := retention.New(conn, cfg.ClickHouse.Database, retentionPolicy(cfg.Retention), log)
 	wg.Add(1)
 	go func() {
@@ -118,12 +140,9 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log.Info("ingesting", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,
 		"database", cfg.ClickHouse.Database, "batch_max_rows", cfg.Ingest.BatchMaxRows, "flush_interval", cfg.Ingest.FlushInterval)
 	runErr := in.Run(ctx)
-	cancel()
 	if err := reader.Close(); err != nil {
 		log.Warn("close kafka reader", "err", err)
 	}
-	stopHTTP()
-	wg.Wait()
 	if runErr != nil {
 		return fmt.Errorf("ingest: %w", runErr)
 	}
@@ -141,7 +160,8 @@ func instanceName() string {
 }
 
 // listenHTTP serves /metrics, /healthz (the process is up) and /readyz
-// (ClickHouse writes are succeeding).
+// (ready() returns nil: dependencies reachable, writes and commits
+// succeeding).
 func listenHTTP(cfg HTTPConfig, reg *prometheus.Registry, ready func() error) (*http.Server, net.Listener, error) {
 	addr := cfg.Listen
 	mux := http.NewServeMux()

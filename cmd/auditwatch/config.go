@@ -147,6 +147,13 @@ type IngestConfig struct {
 	// ProgressInterval is how often an ingester with nothing in flight
 	// writes a heartbeat to ingest_progress (batches write their own rows).
 	ProgressInterval time.Duration `yaml:"progress_interval"`
+	// RetryMax is the longest wait between attempts of a failing write,
+	// so writes resume within about this long of ClickHouse's return.
+	RetryMax time.Duration `yaml:"retry_max"`
+	// MaxPartitionsPerInsert is the most access_log partitions (days) one
+	// insert spans; keep it at or below the server's
+	// max_partitions_per_insert_block (100 by default).
+	MaxPartitionsPerInsert int `yaml:"max_partitions_per_insert"`
 }
 
 // RetentionConfig says how long data is kept; 0 keeps it forever.
@@ -185,6 +192,7 @@ func DefaultConfig() Config {
 			BatchMaxRows: 50_000, BatchMaxBytes: 32 << 20, FlushInterval: time.Second,
 			MaxMessageBytes: 1 << 20, MaxFutureSkew: 24 * time.Hour, DeadLetterRawBytes: 64 << 10,
 			ShutdownTimeout: 30 * time.Second, MemoryLimitBytes: 160 << 20, ProgressInterval: time.Second,
+			RetryMax: 2 * time.Second, MaxPartitionsPerInsert: 100,
 		},
 		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, RollupDays: 400, FindingsDays: 365, RuleRunsDays: 90, ProgressDays: 7, CheckInterval: time.Hour},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},

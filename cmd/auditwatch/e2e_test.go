@@ -202,6 +202,25 @@ func waitRows(t *testing.T, chAddr, db string, want int, timeout time.Duration) 
 	if final != uint64(want) {
 		t.Fatalf("SELECT count() FINAL = %d, want %d: duplicates visible to analysts", final, want)
 	}
+	// Redelivered messages are not stored twice, so the rollup the usage
+	// review and the anomaly baselines read is exact.
+	if diff := testenv.RollupMismatches(t, conn, db); len(diff) > 0 {
+		t.Fatalf("key_usage differs from access_log in %d key-hours, e.g.\n%s", len(diff), strings.Join(diff[:min(5, len(diff))], "\n"))
+	}
+	if all, distinct := testenv.Count(t, conn, "SELECT count() FROM "+db+".ingest_errors"),
+		testenv.Count(t, conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".ingest_errors"); all != distinct {
+		t.Fatalf("ingest_errors holds %d rows for %d dead letters", all, distinct)
+	}
+}
+
+// status returns the HTTP status of path on the ingester, 0 when refused.
+func (p *proc) status(path string) int {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path))
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
@@ -224,6 +243,7 @@ func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
 	}
 	p2 := startIngest(t, cfg, port)
 	waitRows(t, s.chAddr, s.db, n, 90*time.Second)
+	t.Logf("after the restart: %v redelivered messages skipped as already stored", p2.metric("auditwatch_ingest_redelivered_skipped_total"))
 	p2.stop(t)
 }
 
@@ -268,7 +288,18 @@ func TestClickHouseRestartMidStream(t *testing.T) {
 	s := newStack(t, addr, 4)
 	port := freePort(t)
 	cfg := s.config(t, port, "")
+
+	// Started while ClickHouse is down, the ingester serves health and
+	// metrics at once and says it is not ready.
+	ch("stop")
 	p := startIngest(t, cfg, port)
+	testenv.Eventually(t, 15*time.Second, func() (bool, string) {
+		return p.status("/healthz") == 200 && p.status("/readyz") == http.StatusServiceUnavailable && p.metric("go_goroutines") > 0,
+			fmt.Sprintf("healthz %d, readyz %d", p.status("/healthz"), p.status("/readyz"))
+	})
+	ch("start")
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) { return p.ready() == 200, "waiting for /readyz once ClickHouse is up" })
+
 	const first, second = 40_000, 40_000
 	s.gen(t, cfg, 21, first)
 	waitRows(t, addr, s.db, first, 60*time.Second)
@@ -279,8 +310,16 @@ func TestClickHouseRestartMidStream(t *testing.T) {
 		return p.ready() == http.StatusServiceUnavailable && p.metric("auditwatch_ingest_write_errors_total") > 0,
 			"waiting for /readyz to report failing writes"
 	})
-	time.Sleep(3 * time.Second) // keep it down through a few retries
+	time.Sleep(20 * time.Second) // down long enough for an uncapped backoff to grow past 20s
+	written := p.metric("auditwatch_ingest_rows_written_total")
 	ch("start")
+	back := time.Now()
+	// Writes resume within a few seconds of ClickHouse's return (the retry
+	// delay is capped at ingest.retry_max, 2s).
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return p.metric("auditwatch_ingest_rows_written_total") > written, "waiting for writes to resume"
+	})
+	t.Logf("writes resumed %.1fs after ClickHouse was back", time.Since(back).Seconds())
 	waitRows(t, addr, s.db, first+second, 90*time.Second)
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) { return p.ready() == 200, "waiting for /readyz to recover" })
 	p.stop(t)
@@ -321,12 +360,17 @@ func TestKafkaRestartMidStream(t *testing.T) {
 	waitRows(t, s.chAddr, s.db, first, 60*time.Second)
 
 	kafka("stop")
-	time.Sleep(5 * time.Second) // the ingester loses its broker and group coordinator
+	// The ingester loses its broker and group coordinator: it stays up and
+	// says it is not ready.
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		return p.ready() == http.StatusServiceUnavailable, "waiting for /readyz to report Kafka unreachable"
+	})
 	if p.cmd.ProcessState != nil {
 		t.Fatal("ingest exited when Kafka went away")
 	}
 	kafka("start")
 	s.gen(t, cfg, 32, second)
 	waitRows(t, s.chAddr, s.db, first+second, 120*time.Second)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) { return p.ready() == 200, "waiting for /readyz to recover" })
 	p.stop(t)
 }

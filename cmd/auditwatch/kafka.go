@@ -163,3 +163,32 @@ func kafkaError(err error) error {
 	}
 	return fmt.Errorf("%d of %d messages failed: %s", we.Count(), len(we), strings.Join(parts, "; "))
 }
+
+// kafkaProbe returns a readiness check: some broker answers and knows the
+// topic.
+func kafkaProbe(cfg KafkaConfig) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		dialer, err := kafkaDialer(cfg)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, b := range cfg.Brokers {
+			conn, err := dialer.DialContext(ctx, "tcp", b)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if dl, ok := ctx.Deadline(); ok {
+				_ = conn.SetDeadline(dl)
+			}
+			_, err = conn.ReadPartitions(cfg.Topic)
+			conn.Close()
+			if err != nil {
+				return fmt.Errorf("broker %s: topic %s: %w", b, cfg.Topic, err)
+			}
+			return nil
+		}
+		return fmt.Errorf("no broker reachable: %w", errors.Join(errs...))
+	}
+}
