@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"sort"
 	"strconv"
 	"time"
 
@@ -10,8 +9,10 @@ import (
 	"github.com/auditwatch/auditwatch/ingest/event"
 )
 
-// batch is a set of decoded messages written and committed together.
+// batch is a set of decoded messages written and committed together. It is
+// the ingester's consume.Batch.
 type batch struct {
+	in      *Ingester
 	rows    event.Rows
 	dead    []event.DeadLetter
 	parts   map[partitionKey]*partStats // per partition read into the batch
@@ -53,9 +54,21 @@ func (p *partStats) observe(ms int64) {
 	p.maxTS = max(p.maxTS, ms)
 }
 
-func newBatch() *batch {
-	return &batch{parts: make(map[partitionKey]*partStats)}
+func newBatch(in *Ingester) *batch {
+	return &batch{in: in, parts: make(map[partitionKey]*partStats)}
 }
+
+// Add decodes msg, fetched at now, into b (consume.Batch).
+func (b *batch) Add(msg kafka.Message, now time.Time) { b.in.add(b, msg, now) }
+
+// Len returns the rows and dead letters held (consume.Batch).
+func (b *batch) Len() int { return b.len() }
+
+// Bytes returns the raw message bytes read into b (consume.Batch).
+func (b *batch) Bytes() int { return b.bytes }
+
+// Reset empties b for reuse (consume.Batch).
+func (b *batch) Reset() { b.reset() }
 
 func (b *batch) len() int    { return b.rows.Len() + len(b.dead) }
 func (b *batch) empty() bool { return b.len() == 0 }
@@ -78,22 +91,6 @@ func (b *batch) track(msg kafka.Message, now time.Time) *partStats {
 		p.fetchedAt = now
 	}
 	return p
-}
-
-// commitMessages returns the last message of each partition, in a stable
-// order.
-func (b *batch) commitMessages() []kafka.Message {
-	out := make([]kafka.Message, 0, len(b.parts))
-	for _, p := range b.parts {
-		out = append(out, p.last)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Topic != out[j].Topic {
-			return out[i].Topic < out[j].Topic
-		}
-		return out[i].Partition < out[j].Partition
-	})
-	return out
 }
 
 func (b *batch) reset() {

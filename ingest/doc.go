@@ -1,12 +1,15 @@
 // Package ingest consumes gateway access-log events from Kafka and writes
 // them to ClickHouse with nothing lost.
 //
-// The Ingester reads with a consumer group, decodes each message
-// (ingest/event), and collects rows and dead letters into a batch that is
-// flushed by size or age. A separate writer goroutine stores the batch
-// through a Sink, retrying with backoff until it succeeds, and only then
-// commits the batch's last offset per partition. Delivery is therefore
-// at-least-once; the access_log table deduplicates on request_id.
+// The Ingester runs on the consumer loop of ingest/consume (shared with the
+// key-lifecycle consumer): it reads with a consumer group, decodes each
+// message (ingest/event), and collects rows and dead letters into a batch
+// that is flushed by size or age. A separate writer goroutine stores the
+// batch through a Sink, retrying with backoff what may pass, and only then
+// commits the batch's last offset per partition. A message read again (after
+// a crash, a failed commit or a rebalance) is looked up and skipped when it
+// is already stored, so each message is stored once; rows ClickHouse refuses
+// are isolated by splitting the batch and dead-lettered.
 //
 // At most two batches exist at a time (one filling, one being written), so a
 // backlog or a ClickHouse outage never grows memory: the reader simply stops

@@ -3,28 +3,20 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/auditwatch/auditwatch/ingest/consume"
 	"github.com/auditwatch/auditwatch/ingest/event"
 )
 
-// Source is a member of a Kafka consumer group. *kafka.Reader satisfies it.
-//
-// FetchMessage blocks until a message arrives or ctx ends, returning
-// ctx.Err() then; CommitMessages commits, per partition, the offset after the
-// highest message given.
-type Source interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
-}
+// Source is a member of a Kafka consumer group; *kafka.Reader satisfies it
+// (see consume.Source).
+type Source = consume.Source
 
 // Sink stores one batch. Write returns nil only once every row and dead
 // letter is stored. An error wrapping ErrRejected means ClickHouse refused
@@ -150,157 +142,76 @@ func (in *Ingester) Ready() error {
 // (uncommitted messages are read again by the next consumer). It returns
 // nil after a clean shutdown.
 func (in *Ingester) Run(ctx context.Context) error {
-	// The writer outlives ctx by up to ShutdownTimeout to flush the last
-	// batches.
-	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer wcancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(in.opts.ShutdownTimeout, wcancel)
-		context.AfterFunc(wctx, func() { t.Stop() })
-	})
-	defer stop()
-
-	full := make(chan *batch)
-	free := make(chan *batch, 2)
-	free <- newBatch()
-	free <- newBatch()
-
+	loop := consume.New(in.src, func() *batch { return newBatch(in) }, in.write, consume.Options{
+		MaxMessages: in.opts.MaxRows, MaxBytes: in.opts.MaxBytes, FlushInterval: in.opts.FlushInterval,
+		IdleInterval: in.opts.ProgressInterval, ShutdownTimeout: in.opts.ShutdownTimeout,
+		CommitTimeout: in.opts.CommitTimeout, CommitAttempts: in.opts.CommitAttempts, RetryMin: in.opts.RetryMin,
+	}, consume.Hooks[*batch]{
+		Idle:    in.beat,
+		Flush:   in.flushed,
+		Written: in.written,
+		Commit: func(err error) {
+			if err != nil {
+				in.commitOK.Store(false)
+				in.metrics.commitErrors.Inc()
+				return
+			}
+			in.commitOK.Store(true)
+			in.metrics.commits.Inc()
+			in.metrics.lastCommit.SetToCurrentTime()
+		},
+		FetchError: func(error) { in.metrics.fetchErrors.Inc() },
+	}, in.log)
+	if in.track == nil {
+		return loop.Run(ctx)
+	}
 	// Progress is written by a goroutine of its own so that a slow or
 	// failing insert never holds up the data; it writes what is left after
-	// the writer is done.
-	writerDone := make(chan struct{})
-	var pwg sync.WaitGroup
-	if in.track != nil {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			in.track.run(wctx, writerDone)
-		}()
-	}
-
+	// the loop is done.
+	done := make(chan struct{})
 	var wg sync.WaitGroup
-	var writeErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		writeErr = in.writeLoop(wctx, full, free)
+		in.track.run(context.WithoutCancel(ctx), done)
 	}()
-
-	readErr := in.readLoop(ctx, full, free)
-	close(full)
+	err := loop.Run(ctx)
+	close(done)
 	wg.Wait()
-	close(writerDone)
-	pwg.Wait()
-	return errors.Join(readErr, writeErr)
+	return err
 }
 
-// readLoop fetches, decodes and batches until ctx ends, handing full or old
-// batches to the writer. With progress enabled it also heartbeats every
-// ProgressInterval while nothing is in flight.
-func (in *Ingester) readLoop(ctx context.Context, full chan<- *batch, free <-chan *batch) error {
-	b := <-free
-	// fetch is the context of FetchMessage: while the batch is empty, ctx
-	// (with the next heartbeat as deadline when progress is on), then ctx
-	// with the batch's flush deadline.
-	fetch := fetchContext{ctx: ctx, cancel: func() {}}
-	defer func() { fetch.cancel() }()
-	nextBeat := in.now().Add(in.opts.ProgressInterval)
-	arm := func() {
-		fetch.cancel()
-		switch {
-		case !b.empty():
-			fetch.ctx, fetch.cancel = context.WithDeadline(ctx, b.started.Add(in.opts.FlushInterval))
-		case in.track != nil:
-			fetch.ctx, fetch.cancel = context.WithDeadline(ctx, nextBeat)
-		default:
-			fetch = fetchContext{ctx: ctx, cancel: func() {}}
+// flushed runs when b is handed to the writer: every message fetched before
+// now is in b or an earlier batch.
+func (in *Ingester) flushed(b *batch) {
+	now := in.now()
+	in.metrics.batchAge.Observe(now.Sub(b.started).Seconds())
+	// Lag per partition once per batch, not per message (a label lookup on
+	// the hot path).
+	for k, p := range b.parts {
+		if m := p.last; m.HighWaterMark > 0 {
+			in.metrics.lag.WithLabelValues(k.topic, itoa(k.partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
 		}
 	}
-	arm()
-	flush := func() bool {
-		if b.empty() {
-			return true
-		}
-		fetch.cancel()
-		in.metrics.batchAge.Observe(in.now().Sub(b.started).Seconds())
-		// Lag per partition once per batch, not per message (a label
-		// lookup on the hot path).
-		for k, p := range b.parts {
-			if m := p.last; m.HighWaterMark > 0 {
-				in.metrics.lag.WithLabelValues(k.topic, itoa(k.partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
-			}
-		}
-		b.cut = in.now()
-		full <- b
-		defer func() {
-			nextBeat = in.now().Add(in.opts.ProgressInterval)
-			arm()
-		}()
-		select {
-		case b = <-free:
-			return true
-		case <-ctx.Done():
-			// The writer still holds both batches; wait for one so the last
-			// messages read are not lost.
-			b = <-free
-			return false
-		}
-	}
-	for {
-		msg, err := in.src.FetchMessage(fetch.ctx)
-		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				flush()
-				return nil
-			case errors.Is(err, context.DeadlineExceeded) && fetch.ctx != ctx && b.empty():
-				in.beat(len(free) == 1)
-				nextBeat = in.now().Add(in.opts.ProgressInterval)
-				arm()
-				continue
-			case errors.Is(err, context.DeadlineExceeded) && fetch.ctx != ctx:
-				flush() // the batch is FlushInterval old
-				continue
-			case errors.Is(err, io.EOF):
-				flush()
-				return nil // reader closed
-			default:
-				in.metrics.fetchErrors.Inc()
-				in.log.Warn("fetch from kafka failed", "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
-				}
-				continue
-			}
-		}
-		now := in.now()
-		wasEmpty := b.empty()
-		in.add(b, msg, now)
-		if wasEmpty {
-			b.started = now
-			arm()
-		}
-		if b.len() >= in.opts.MaxRows || b.bytes >= in.opts.MaxBytes {
-			flush()
-		}
+	b.cut = now
+}
+
+// written runs once b is stored, before its offsets are committed:
+// progress may now claim it.
+func (in *Ingester) written(b *batch) {
+	if in.track != nil {
+		in.track.written(b)
 	}
 }
 
 // beat writes a heartbeat if the writer is idle (the batch being filled is
-// empty: the caller checked). The reader holds one of the two batches, so
-// the writer is idle when the other is free: it has written that batch and
-// queued its progress.
+// empty: the loop checked). The writer is idle when it has written its last
+// batch and queued that batch's progress.
 func (in *Ingester) beat(writerIdle bool) {
 	if in.track == nil || !writerIdle {
 		return
 	}
 	in.track.heartbeat(in.now())
-}
-
-type fetchContext struct {
-	ctx    context.Context
-	cancel context.CancelFunc
 }
 
 // add decodes msg into b as a row or a dead letter. A message read again
@@ -311,6 +222,9 @@ type fetchContext struct {
 func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 	in.metrics.messagesIn.Inc()
 	in.metrics.bytesIn.Add(float64(len(msg.Value)))
+	if b.started.IsZero() {
+		b.started = now
+	}
 	k := partitionKey{msg.Topic, msg.Partition}
 	if p := b.parts[k]; p != nil && msg.Offset >= p.first && msg.Offset <= p.last.Offset {
 		in.metrics.redelivered.Inc()
@@ -336,77 +250,4 @@ func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 	row.KafkaPartition, row.KafkaOffset = int32(msg.Partition), msg.Offset
 	p.observe(row.TS.UnixMilli())
 	b.rows.Append(&row)
-}
-
-// writeLoop stores each batch, retrying until it succeeds or ctx ends, then
-// commits its offsets and returns it to free.
-func (in *Ingester) writeLoop(ctx context.Context, full <-chan *batch, free chan<- *batch) error {
-	var lost int
-	for b := range full {
-		if err := in.write(ctx, b); err != nil {
-			// Shutdown timed out with ClickHouse unreachable: the batch is
-			// not committed, so Kafka delivers it again.
-			lost += b.len()
-			in.log.Error("batch not written before shutdown timeout; its messages stay uncommitted and will be read again", "messages", b.len(), "err", err)
-		} else {
-			if in.track != nil {
-				in.track.written(b) // stored: progress may claim it
-			}
-			in.commit(ctx, b)
-		}
-		b.reset()
-		free <- b
-	}
-	if lost > 0 {
-		return fmt.Errorf("shut down with %d messages unwritten (uncommitted, they will be consumed again)", lost)
-	}
-	return nil
-}
-
-func (in *Ingester) commit(ctx context.Context, b *batch) {
-	msgs := b.commitMessages()
-	if len(msgs) == 0 {
-		return
-	}
-	bo := backoff{min: in.opts.RetryMin, max: 5 * time.Second}
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, in.opts.CommitTimeout)
-		err := in.src.CommitMessages(cctx, msgs...)
-		cancel()
-		if err == nil {
-			if !in.commitOK.Swap(true) {
-				in.log.Info("offset commits recovered", "offsets", offsets(msgs))
-			}
-			in.metrics.commits.Inc()
-			in.metrics.lastCommit.SetToCurrentTime()
-			return
-		}
-		in.commitOK.Store(false)
-		in.metrics.commitErrors.Inc()
-		if attempt >= in.opts.CommitAttempts || ctx.Err() != nil {
-			// Written but not committed: Kafka delivers these messages
-			// again, and the writer skips those already stored.
-			in.log.Error("commit offsets failed; the messages up to these offsets are stored and will be read again (and skipped)",
-				"attempts", attempt, "offsets", offsets(msgs), "err", err)
-			return
-		}
-		in.log.Warn("commit offsets failed; retrying", "attempt", attempt, "offsets", offsets(msgs), "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(bo.next()):
-		}
-	}
-}
-
-// offsets describes the last message of each partition of msgs, e.g.
-// "topic/0@1041 topic/1@997".
-func offsets(msgs []kafka.Message) string {
-	var sb strings.Builder
-	for i, m := range msgs {
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		fmt.Fprintf(&sb, "%s/%d@%d", m.Topic, m.Partition, m.Offset)
-	}
-	return sb.String()
 }

@@ -31,7 +31,7 @@ func msgAt(partition int, offset, highWater int64, ts time.Time) kafka.Message {
 // reader does.
 func fill(t *testing.T, in *Ingester, fetched []time.Time, msgs ...kafka.Message) *batch {
 	t.Helper()
-	b := newBatch()
+	b := newBatch(nil)
 	for i, m := range msgs {
 		in.add(b, m, fetched[i])
 	}

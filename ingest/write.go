@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditwatch/auditwatch/ingest/consume"
 	"github.com/auditwatch/auditwatch/ingest/event"
 	"github.com/auditwatch/auditwatch/ingest/secret"
 )
@@ -71,7 +72,7 @@ func (in *Ingester) write(ctx context.Context, b *batch) error {
 // checked, whether u's last message was found stored: the next batch may
 // hold more.
 func (in *Ingester) writeUnit(ctx context.Context, u *unit, topics map[int32]string, check map[int32]int64) (carry map[int32]bool, err error) {
-	bo := backoff{min: in.opts.RetryMin, max: in.opts.RetryMax}
+	bo := consume.Backoff{Min: in.opts.RetryMin, Max: in.opts.RetryMax}
 	for attempt := 1; ; attempt++ {
 		if len(check) > 0 {
 			c, err := in.dropStoredRetry(ctx, u, topics, check)
@@ -94,7 +95,7 @@ func (in *Ingester) writeUnit(ctx context.Context, u *unit, topics map[int32]str
 		}
 		in.sinkOK.Store(false)
 		in.metrics.writeErrors.Inc()
-		delay := bo.next()
+		delay := bo.Next()
 		in.log.Warn("write batch failed; retrying", "attempt", attempt, "rows", u.rows.Len(), "dead_letters", len(u.dead), "retry_in", delay, "err", err)
 		if !sleep(ctx, delay) {
 			return carry, fmt.Errorf("write batch: gave up after %d attempts: %w", attempt, err)
@@ -367,7 +368,7 @@ func (in *Ingester) dropStoredRetry(ctx context.Context, u *unit, topics map[int
 	if in.stored == nil || len(check) == 0 {
 		return nil, nil
 	}
-	bo := backoff{min: in.opts.RetryMin, max: in.opts.RetryMax}
+	bo := consume.Backoff{Min: in.opts.RetryMin, Max: in.opts.RetryMax}
 	for attempt := 1; ; attempt++ {
 		carry, err := in.dropStored(ctx, u, topics, check)
 		if err == nil {
@@ -375,7 +376,7 @@ func (in *Ingester) dropStoredRetry(ctx context.Context, u *unit, topics map[int
 		}
 		in.sinkOK.Store(false)
 		in.metrics.writeErrors.Inc()
-		delay := bo.next()
+		delay := bo.Next()
 		in.log.Warn("check for stored messages failed; retrying", "attempt", attempt, "retry_in", delay, "err", err)
 		if !sleep(ctx, delay) {
 			return nil, fmt.Errorf("check stored messages: gave up after %d attempts: %w", attempt, err)

@@ -2,26 +2,19 @@ package keys
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/auditwatch/auditwatch/ingest/consume"
 	"github.com/auditwatch/auditwatch/ingest/event"
 )
 
-// Source is a member of a Kafka consumer group; *kafka.Reader satisfies it.
-// FetchMessage blocks until a message arrives or ctx ends (returning
-// ctx.Err()); CommitMessages commits, per partition, the offset after the
-// highest message given.
-type Source interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
-}
+// Source is a member of a Kafka consumer group; *kafka.Reader satisfies it
+// (see consume.Source).
+type Source = consume.Source
 
 // DeadLetterWriter stores rejected messages in ingest_errors; *chsink.Sink
 // satisfies it (rows is always nil here). It returns nil only once every
@@ -105,100 +98,62 @@ func (c *Consumer) Stats() ConsumerStats { return c.stats }
 // commits the batch it holds, giving up after ShutdownTimeout (uncommitted
 // messages are read again by the next consumer). Failed writes are retried
 // with backoff until they succeed. It returns nil after a clean shutdown.
+// It runs on the same consumer loop as the ingester (ingest/consume).
 func (c *Consumer) Run(ctx context.Context) error {
-	// Writes outlive ctx by up to ShutdownTimeout to finish the last batch.
-	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer wcancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(c.opts.ShutdownTimeout, wcancel)
-		context.AfterFunc(wctx, func() { t.Stop() })
-	})
-	defer stop()
-	for {
-		msgs, done := c.fetchBatch(ctx)
-		if len(msgs) > 0 {
-			if err := c.process(wctx, msgs); err != nil {
-				return err
-			}
-		}
-		if done {
-			return nil
-		}
-	}
+	loop := consume.New(c.src, func() *keyBatch { return &keyBatch{c: c} }, c.process, consume.Options{
+		MaxMessages: c.opts.MaxBatch, FlushInterval: c.opts.FlushInterval, ShutdownTimeout: c.opts.ShutdownTimeout,
+		CommitTimeout: c.opts.CommitTimeout, CommitAttempts: c.opts.CommitAttempts, RetryMin: c.opts.RetryMin,
+	}, consume.Hooks[*keyBatch]{}, c.log)
+	return loop.Run(ctx)
 }
 
-// fetchBatch reads up to MaxBatch messages, returning early FlushInterval
-// after the first one. done reports that ctx ended or the Source closed.
-func (c *Consumer) fetchBatch(ctx context.Context) (msgs []kafka.Message, done bool) {
-	// fetch is ctx until the first message, then ctx with the batch's
-	// flush deadline.
-	fetch := struct {
-		ctx    context.Context
-		cancel context.CancelFunc
-	}{ctx, func() {}}
-	defer func() { fetch.cancel() }()
-	for len(msgs) < c.opts.MaxBatch {
-		m, err := c.src.FetchMessage(fetch.ctx)
-		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return msgs, true
-			case errors.Is(err, context.DeadlineExceeded) && fetch.ctx != ctx:
-				return msgs, false
-			case errors.Is(err, io.EOF):
-				return msgs, true
-			}
-			c.log.Warn("fetch key events from kafka failed", "err", err)
-			select {
-			case <-ctx.Done():
-				return msgs, true
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		if len(msgs) == 0 {
-			fetch.ctx, fetch.cancel = context.WithTimeout(ctx, c.opts.FlushInterval)
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, false
+// keyBatch is the consumer's consume.Batch: decoded events and dead
+// letters.
+type keyBatch struct {
+	c      *Consumer
+	events []Event
+	dead   []event.DeadLetter
+	bytes  int
 }
 
-// process decodes, writes (retrying until ctx ends) and commits one batch.
-func (c *Consumer) process(ctx context.Context, msgs []kafka.Message) error {
-	now := c.now()
-	var events []Event
-	var dead []event.DeadLetter
-	for _, m := range msgs {
-		ev, err := c.decode(m, now)
-		if err != nil {
-			dl := event.NewDeadLetter(err, m.Value, m.Key, m.Topic, int32(m.Partition), m.Offset, c.opts.MaxDeadLetterRaw, now.UTC())
-			dead = append(dead, dl)
-			c.log.Warn("key event rejected", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", dl.Reason, "err", dl.Error)
-			continue
-		}
-		events = append(events, ev)
+// Add decodes m; a message that does not decode becomes a dead letter.
+func (b *keyBatch) Add(m kafka.Message, now time.Time) {
+	b.bytes += len(m.Value)
+	ev, err := b.c.decode(m, now)
+	if err != nil {
+		dl := event.NewDeadLetter(err, m.Value, m.Key, m.Topic, int32(m.Partition), m.Offset, b.c.opts.MaxDeadLetterRaw, now.UTC())
+		b.dead = append(b.dead, dl)
+		b.c.log.Warn("key event rejected", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", dl.Reason, "err", dl.Error)
+		return
 	}
-	bo := backoff{min: c.opts.RetryMin, max: c.opts.RetryMax}
+	b.events = append(b.events, ev)
+}
+
+func (b *keyBatch) Len() int   { return len(b.events) + len(b.dead) }
+func (b *keyBatch) Bytes() int { return b.bytes }
+func (b *keyBatch) Reset()     { b.events, b.dead, b.bytes = b.events[:0], b.dead[:0], 0 }
+
+// process applies one batch, retrying until it succeeds or ctx ends.
+func (c *Consumer) process(ctx context.Context, b *keyBatch) error {
+	bo := consume.Backoff{Min: c.opts.RetryMin, Max: c.opts.RetryMax}
 	for attempt := 1; ; attempt++ {
-		err := c.write(ctx, events, dead)
+		err := c.write(ctx, b.events, b.dead)
 		if err == nil {
 			break
 		}
-		delay := bo.next()
-		c.log.Warn("write key events failed; retrying", "attempt", attempt, "events", len(events), "dead_letters", len(dead), "retry_in", delay, "err", err)
+		delay := bo.Next()
+		c.log.Warn("write key events failed; retrying", "attempt", attempt, "events", len(b.events), "dead_letters", len(b.dead), "retry_in", delay, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("write %d key events: gave up after %d attempts (they stay uncommitted and will be read again): %w", len(msgs), attempt, err)
+			return fmt.Errorf("write %d key events: gave up after %d attempts (they stay uncommitted and will be read again): %w", b.Len(), attempt, err)
 		case <-time.After(delay):
 		}
 	}
-	c.stats.Messages += len(msgs)
-	c.stats.Applied += len(events)
-	c.stats.DeadLetters += len(dead)
+	c.stats.Messages += b.Len()
+	c.stats.Applied += len(b.events)
+	c.stats.DeadLetters += len(b.dead)
 	c.stats.Batches++
-	c.log.Info("applied key events", "events", len(events), "dead_letters", len(dead))
-	c.commit(ctx, msgs)
+	c.log.Info("applied key events", "events", len(b.events), "dead_letters", len(b.dead))
 	return nil
 }
 
@@ -224,41 +179,4 @@ func (c *Consumer) write(ctx context.Context, events []Event, dead []event.DeadL
 		}
 	}
 	return nil
-}
-
-// commit commits msgs' offsets, retrying a few times; offsets left
-// uncommitted mean redelivery, which is harmless.
-func (c *Consumer) commit(ctx context.Context, msgs []kafka.Message) {
-	bo := backoff{min: c.opts.RetryMin, max: 5 * time.Second}
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, c.opts.CommitTimeout)
-		err := c.src.CommitMessages(cctx, msgs...)
-		cancel()
-		if err == nil {
-			return
-		}
-		if attempt >= c.opts.CommitAttempts || ctx.Err() != nil {
-			c.log.Warn("commit key event offsets failed; the events will be applied again", "attempts", attempt, "err", err)
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(bo.next()):
-		}
-	}
-}
-
-// backoff yields exponentially growing delays from min to max with ±20%
-// jitter.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur + time.Duration(float64(b.cur)*(rand.Float64()*0.4-0.2))
 }

@@ -120,7 +120,9 @@ func TestConsumerRetriesThenCommits(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx) }()
-			waitFor(t, func() bool { return len(src.commits()) == tt.n })
+			// The last message of the partition is committed (which
+			// commits everything before it).
+			waitFor(t, func() bool { c := src.commits(); return len(c) > 0 && c[len(c)-1] == int64(tt.n-1) })
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatalf("Run: %v", err)
