@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -210,5 +211,71 @@ func TestRedactEscapedKey(t *testing.T) {
 	}
 	if !strings.Contains(got, `bk_live_a1b2…o5p6`) || !strings.Contains(got, `\u0022q\u0022`) {
 		t.Fatalf("Redact(%s) = %s: want the key hinted and other escapes kept", escaped, got)
+	}
+}
+
+func BenchmarkMask(b *testing.B) {
+	for _, tt := range []struct{ name, s string }{
+		{"sdk_user_agent", "brokeret-go/1.4.0"},
+		{"browser_user_agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"},
+		{"path", "/v1/accounts/acc_5lppzYo7Xuva/positions"},
+		{"key_in_user_agent", "brokeret-go/1.4.0 " + liveKey},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Mask(tt.s)
+			}
+		})
+	}
+}
+
+// TestMaskerFor checks that the per-message shortcut masks every string
+// decoded from a message exactly as Redact does.
+func TestMaskerFor(t *testing.T) {
+	msgs := []string{
+		`{"user_agent":"brokeret-go/1.4.0","path":"/v1/orders"}`,
+		`{"user_agent":"curl ` + liveKey + `","path":"/v1/keys/` + liveKey + `/usage"}`,
+		`{"user_agent":"x Bearer abcdefghijklmnopqrstuvwxyz"}`,
+		`{"origin":"BEARER   abcdefghijklmnop","error_code":"e"}`,
+		`{"user_agent":"\"token\":\"abcdefghijklmnopqrst\""}`,
+		`{"user_agent":"\u0062k\u005flive_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6"}`,
+		`{"user_agent":"a \\ b","key_id":"` + liveKey + `"}`,
+		`{"api_key":"` + liveKey + `","user_agent":"brokeret-go/1.4"}`,
+		`{"api_key":"` + liveKey + `","user_agent":"brokeret-go/1.4 ` + liveKey + `"}`,
+	}
+	for _, raw := range msgs {
+		var fields map[string]string
+		if err := json.Unmarshal([]byte(raw), &fields); err != nil {
+			t.Fatal(err)
+		}
+		m := MaskerFor([]byte(raw))
+		for name, v := range fields {
+			if name == "api_key" {
+				continue // never stored: the caller fingerprints it
+			}
+			if got, want := m.Mask(v), Redact(v); got != want {
+				t.Errorf("%s of %s: Masker.Mask = %q, Redact = %q", name, Redact(raw), got, want)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		raw  string
+		mode uint8
+	}{
+		{msgs[0], maskNothing},
+		{`{"api_key":"` + liveKey + `","user_agent":"x"}`, maskNothing},
+		{`{"api_key" :  "` + liveKey + `","unknown":{"api_key":"bk_test_abcd"}}`, maskNothing},
+		{`{"API_KEY":"` + liveKey + `"}`, maskQuick}, // decoders may match names in any case
+		{`{"x_api_key":"` + liveKey + `"}`, maskQuick},
+		{`{"api_key":"` + liveKey + `","key_id":"` + liveKey + `"}`, maskQuick},
+		{`{"api_key":"x` + liveKey + `"}`, maskQuick},
+		{msgs[1], maskQuick},
+		{msgs[2], maskThorough},
+		{msgs[4], maskThorough},
+	} {
+		if got := MaskerFor([]byte(tt.raw)).mode; got != tt.mode {
+			t.Errorf("MaskerFor(%s): mode %d, want %d", Redact(tt.raw), got, tt.mode)
+		}
 	}
 }
