@@ -2,10 +2,12 @@ package event
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"math"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,8 +42,18 @@ type Decoder struct {
 	// MaxPast, when positive, dead-letters events timestamped further than
 	// this before now (too_old).
 	MaxPast time.Duration
-	// FingerprintKey, when set, makes fingerprints keyed (HMAC).
+	// FingerprintKey, when set, makes fingerprints keyed (HMAC-SHA256, see
+	// secret.Fingerprinter). Set it before the first Decode.
 	FingerprintKey []byte
+
+	fpOnce sync.Once
+	fp     secret.Fingerprinter
+}
+
+// fingerprinter returns the Fingerprinter of FingerprintKey, made once.
+func (d *Decoder) fingerprinter() secret.Fingerprinter {
+	d.fpOnce.Do(func() { d.fp = secret.NewFingerprinter(d.FingerprintKey) })
+	return d.fp
 }
 
 // NewDecoder returns a Decoder with the given limits; zero values take the
@@ -84,8 +96,11 @@ type wire struct {
 const absent = math.MinInt64
 
 // Decode parses one message value into a Row. now is the ingest time, used
-// to reject timestamps in the far future. A rejected message yields an
-// *Error whose message never contains an API key.
+// to reject timestamps in the far future or, with MaxPast, the past. A
+// rejected message yields an *Error whose message never contains an API
+// key, and an accepted Row holds none either: every free-text field is
+// masked (secret.Mask), and an identifier that is itself a key is replaced
+// (see row).
 func (d *Decoder) Decode(raw []byte, now time.Time) (Row, error) {
 	if len(raw) > d.MaxBytes {
 		return Row{}, reject(ReasonTooLarge, "", "message of %d bytes exceeds the limit of %d", len(raw), d.MaxBytes)
@@ -101,7 +116,7 @@ func (d *Decoder) Decode(raw []byte, now time.Time) (Row, error) {
 	if err := json.UnmarshalNoEscape(trimmed, &w); err != nil {
 		return Row{}, jsonError(err)
 	}
-	return w.row(now, d.MaxFuture)
+	return w.row(now, d, secret.MaskerFor(trimmed))
 }
 
 // jsonError classifies a decoding error, scrubbing anything key-like it quotes.
@@ -135,7 +150,26 @@ func jsonKind(goKind string) string {
 	return "integer"
 }
 
-func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
+// row validates w and builds the Row.
+//
+// No field keeps an API key. Free text (request_id, path, error_code,
+// user_agent, origin, and key_id, account_id and oauth_client_id that merely
+// mention a key) goes through the masker m (secret.Mask with a check made
+// once for the whole message): a key inside becomes its hint.
+// An identifier (key_id, account_id, oauth_client_id) that is itself a
+// credential (secret.Credential: a bk_live_/bk_test_ key or "Bearer …") is
+// handled as if it had been sent as api_key:
+//
+//   - the presented key is api_key, or when that is empty the first of
+//     key_id, oauth_client_id, account_id that is a credential; its
+//     fingerprint, hint and (when the event has no env) environment fill
+//     key_fingerprint, key_hint and env;
+//   - a key_id that is a credential becomes that credential's fingerprint,
+//     with key_id_source "fingerprint" (also when api_key holds another
+//     key, whose fingerprint stays in key_fingerprint);
+//   - an account_id or oauth_client_id that is a credential becomes its
+//     hint, so the row says a key was there without holding it.
+func (w *wire) row(now time.Time, d *Decoder, m secret.Masker) (Row, error) {
 	var r Row
 	switch {
 	case !w.TS.set:
@@ -154,15 +188,18 @@ func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
 	if w.TS.t.Before(minTS) {
 		return r, reject(ReasonBadTimestamp, "ts", "%s is before %s (seconds given where milliseconds are expected?)", w.TS.t.Format(time.RFC3339), minTS.Format("2006-01-02"))
 	}
-	if w.TS.t.After(now.Add(maxFuture)) {
-		return r, reject(ReasonBadTimestamp, "ts", "%s is more than %s in the future", w.TS.t.Format(time.RFC3339), maxFuture)
+	if w.TS.t.After(now.Add(d.MaxFuture)) {
+		return r, reject(ReasonBadTimestamp, "ts", "%s is more than %s in the future", w.TS.t.Format(time.RFC3339), d.MaxFuture)
+	}
+	if d.MaxPast > 0 && w.TS.t.Before(now.Add(-d.MaxPast)) {
+		return r, reject(ReasonTooOld, "ts", "%s is more than %s in the past (ingest.max_past; retention would drop it)", w.TS.t.Format(time.RFC3339), d.MaxPast)
 	}
 	r.TS = w.TS.t
 
 	if len(w.RequestID) > maxRequestID {
 		return r, reject(ReasonBadValue, "request_id", "longer than %d bytes", maxRequestID)
 	}
-	r.RequestID = w.RequestID
+	r.RequestID = m.Mask(w.RequestID)
 
 	if len(w.Method) > maxMethod || !isToken(w.Method) {
 		return r, reject(ReasonBadValue, "method", "not an HTTP method")
@@ -176,14 +213,14 @@ func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
 	if path == "" {
 		return r, reject(ReasonBadValue, "path", "empty once the query string is removed")
 	}
-	r.Path = truncate(path, maxPath)
+	r.Path = maskText(m, path, maxPath)
 	r.Route = Route(r.Path)
 
 	if w.Status < 100 || w.Status > 599 {
 		return r, reject(ReasonBadValue, "status", "%d is not an HTTP status", w.Status)
 	}
 	r.Status = uint16(w.Status)
-	r.ErrorCode = truncate(w.ErrorCode, maxErrorCode)
+	r.ErrorCode = maskText(m, w.ErrorCode, maxErrorCode)
 
 	ip, err := parseIP(w.ClientIP)
 	if err != nil {
@@ -195,20 +232,38 @@ func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
 	if len(w.KeyID) > maxID || len(w.AccountID) > maxID || len(w.OAuthClientID) > maxID {
 		return r, reject(ReasonBadValue, longest(w), "longer than %d bytes", maxID)
 	}
-	r.KeyFP = secret.Fingerprint(w.APIKey)
-	r.KeyHint = secret.Hint(w.APIKey)
+	keyID, keyIDCred := identifier(m, w.KeyID)
+	oauth, oauthCred := identifier(m, w.OAuthClientID)
+	account, accountCred := identifier(m, w.AccountID)
+	presented := w.APIKey
+	if presented == "" {
+		presented = cmp.Or(keyIDCred, oauthCred, accountCred)
+	}
+	fp := d.fingerprinter()
+	r.KeyFP = fp.Fingerprint(presented)
+	r.KeyHint = secret.Hint(presented)
 	switch {
-	case w.KeyID != "":
-		r.KeyID, r.KeySource = w.KeyID, "registry"
+	case keyIDCred == presented && keyIDCred != "":
+		r.KeyID, r.KeySource = r.KeyFP, "fingerprint"
+	case keyIDCred != "":
+		r.KeyID, r.KeySource = fp.Fingerprint(keyIDCred), "fingerprint"
+	case keyID != "":
+		r.KeyID, r.KeySource = keyID, "registry"
 	case r.KeyFP != "":
 		r.KeyID, r.KeySource = r.KeyFP, "fingerprint"
+	}
+	if oauthCred != "" {
+		oauth = secret.Hint(oauthCred)
+	}
+	if accountCred != "" {
+		account = secret.Hint(accountCred)
 	}
 
 	switch env := strings.ToLower(w.Env); env {
 	case "live", "test":
 		r.Env = env
 	case "":
-		r.Env = secret.Env(w.APIKey)
+		r.Env = secret.Env(presented)
 	default:
 		return r, reject(ReasonBadValue, "env", "want live or test")
 	}
@@ -228,8 +283,8 @@ func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
 	default:
 		return r, reject(ReasonBadValue, "auth_method", "want api_key, oauth or none")
 	}
-	r.OAuthClientID = w.OAuthClientID
-	r.AccountID = w.AccountID
+	r.OAuthClientID = oauth
+	r.AccountID = account
 
 	r.Signed = w.Signed
 	if w.SignatureTS != absent {
@@ -241,14 +296,37 @@ func (w *wire) row(now time.Time, maxFuture time.Duration) (Row, error) {
 		r.SignatureTS, r.ClockOffsetS = &sts, &off
 	}
 
-	r.UserAgent = truncate(w.UserAgent, maxUserAgent)
-	r.Origin = truncate(w.Origin, maxOrigin)
+	r.UserAgent = maskText(m, w.UserAgent, maxUserAgent)
+	r.Origin = maskText(m, w.Origin, maxOrigin)
 	if w.LatencyMS < 0 || math.IsNaN(w.LatencyMS) || w.LatencyMS > math.MaxFloat32 {
 		return r, reject(ReasonBadValue, "latency_ms", "negative or out of range")
 	}
 	r.LatencyMS = float32(w.LatencyMS)
 	r.BytesIn, r.BytesOut = w.BytesIn, w.BytesOut
 	return r, nil
+}
+
+// identifier returns an identifier field as stored: masked (a key inside
+// becomes its hint) — or, when the whole value is a credential, "" and the
+// credential, for the caller to fingerprint and hint.
+func identifier(m secret.Masker, v string) (masked, credential string) {
+	if c, ok := secret.Credential(v); ok {
+		return "", c
+	}
+	return m.Mask(v), ""
+}
+
+// maskKeySlack is how much more than its limit of a free-text field is
+// masked before the field is cut: enough that a key crossing the limit is
+// still recognised as one (and masked) rather than cut into a fragment the
+// masker no longer matches.
+const maskKeySlack = 256
+
+// maskText masks the key-like strings of s and cuts it to n bytes. Masking
+// reads at most n+maskKeySlack bytes, so a hostile message cannot make the
+// regular expressions scan a megabyte per field.
+func maskText(m secret.Masker, s string, n int) string {
+	return truncate(m.Mask(truncate(s, n+maskKeySlack)), n)
 }
 
 func longest(w *wire) string {

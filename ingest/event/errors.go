@@ -20,10 +20,14 @@ const (
 	ReasonMissingField Reason = "missing_field"
 	ReasonBadValue     Reason = "bad_value"
 	ReasonBadTimestamp Reason = "bad_timestamp"
+	// ReasonTooOld: the event is older than the decoder's MaxPast (by
+	// default the access-log retention), so it would be written into a
+	// partition that retention drops.
+	ReasonTooOld Reason = "too_old"
 )
 
 // Reasons lists every Reason, for pre-registering metric labels.
-var Reasons = []Reason{ReasonTooLarge, ReasonInvalidUTF8, ReasonNotJSON, ReasonWrongType, ReasonMissingField, ReasonBadValue, ReasonBadTimestamp}
+var Reasons = []Reason{ReasonTooLarge, ReasonInvalidUTF8, ReasonNotJSON, ReasonWrongType, ReasonMissingField, ReasonBadValue, ReasonBadTimestamp, ReasonTooOld}
 
 // Error is a rejected event: a reason class and a message that names the
 // field. Messages never quote an API key.

@@ -5,8 +5,9 @@ import "strings"
 // Route returns path with identifiers folded to {id}, so that requests to
 // one endpoint group together: /v1/orders/ord_01H8XKZ/fills/17 becomes
 // /v1/orders/{id}/fills/{id}. A segment is an identifier when it is all
-// digits, a prefixed id (2–8 letters, '_', 6 or more letters or digits), or
-// 16 or more hex digits and dashes (UUIDs, hashes).
+// digits, a prefixed id (2–8 letters, '_', 6 or more letters or digits), 16
+// or more hex digits and dashes (UUIDs, hashes), or an API key or its hint
+// (bk_live_…, bk_test_…: the decoder has masked keys by then).
 func Route(path string) string {
 	if !strings.ContainsAny(path, "0123456789_") {
 		return path
@@ -23,6 +24,9 @@ func Route(path string) string {
 func isID(s string) bool {
 	if s == "" {
 		return false
+	}
+	if strings.HasPrefix(s, "bk_live_") || strings.HasPrefix(s, "bk_test_") {
+		return true
 	}
 	digits, hex := true, len(s) >= 16
 	for i := 0; i < len(s); i++ {

@@ -13,6 +13,8 @@ func TestRoute(t *testing.T) {
 		"/v1/oauth/token":                                  "/v1/oauth/token",
 		"/v1/x_y":                                          "/v1/x_y",
 		"/v2/deep_link_abc":                                "/v2/deep_link_abc",
+		"/v1/keys/bk_live_Q7w8…G1h2/usage":                 "/v1/keys/{id}/usage",
+		"/v1/keys/bk_test_…ab":                             "/v1/keys/{id}",
 	} {
 		if got := Route(in); got != want {
 			t.Errorf("Route(%q) = %q, want %q", in, got, want)
