@@ -90,6 +90,15 @@ func FormatOf(name string) string {
 	return ""
 }
 
+// Parser parses import files. Its zero value fingerprints full keys with
+// plain SHA-256 (secret.Fingerprint); set Fingerprinter to the keyed one
+// when auditwatch is configured with a fingerprint_key_file, so that the
+// registry joins access_log rows fingerprinted with the same secret. The
+// package functions ParseFile, Parse, … use the zero Parser.
+type Parser struct {
+	Fingerprinter secret.Fingerprinter
+}
+
 // ParseFile reads and parses an import file in format (FormatYAML or
 // FormatCSV; "" guesses from the extension). See [Parse]; warnings are
 // dropped: use [ParseFileWithWarnings] to show them.
@@ -101,6 +110,11 @@ func ParseFile(path, format string) ([]Key, error) {
 // ParseFileWithWarnings is [ParseFile] that also returns the warnings of
 // [ParseWithWarnings].
 func ParseFileWithWarnings(path, format string) ([]Key, ErrorList, error) {
+	return Parser{}.ParseFileWithWarnings(path, format)
+}
+
+// ParseFileWithWarnings is [ParseFileWithWarnings] with p's fingerprints.
+func (p Parser) ParseFileWithWarnings(path, format string) ([]Key, ErrorList, error) {
 	if format == "" {
 		if format = FormatOf(path); format == "" {
 			return nil, nil, fmt.Errorf("%s: cannot tell the format from the extension; give it (yaml or csv)", path)
@@ -118,7 +132,7 @@ func ParseFileWithWarnings(path, format string) ([]Key, ErrorList, error) {
 	if len(data) > maxImportBytes {
 		return nil, nil, fmt.Errorf("%s: larger than %d MiB", path, maxImportBytes>>20)
 	}
-	return ParseWithWarnings(path, data, format)
+	return p.ParseWithWarnings(path, data, format)
 }
 
 // Parse parses and validates an import file named name (used in errors only).
@@ -137,6 +151,11 @@ func Parse(name string, data []byte, format string) ([]Key, error) {
 // fingerprint or #N, never the key), in file order. Warnings are returned
 // whether or not the file has errors.
 func ParseWithWarnings(name string, data []byte, format string) ([]Key, ErrorList, error) {
+	return Parser{}.ParseWithWarnings(name, data, format)
+}
+
+// ParseWithWarnings is [ParseWithWarnings] with p's fingerprints.
+func (p Parser) ParseWithWarnings(name string, data []byte, format string) ([]Key, ErrorList, error) {
 	var (
 		entries []entry
 		errs    ErrorList
@@ -149,7 +168,7 @@ func ParseWithWarnings(name string, data []byte, format string) ([]Key, ErrorLis
 	default:
 		return nil, nil, fmt.Errorf("import format %q: want yaml or csv", format)
 	}
-	keys, verrs, warns := validateEntries(name, entries)
+	keys, verrs, warns := validateEntries(name, entries, p.Fingerprinter)
 	errs = append(errs, verrs...)
 	sortByPos(warns)
 	if len(errs) > 0 {
@@ -417,13 +436,13 @@ func csvMsg(err error) string {
 
 // validateEntries turns entries into keys, reporting every problem and every
 // warning.
-func validateEntries(name string, entries []entry) ([]Key, ErrorList, ErrorList) {
+func validateEntries(name string, entries []entry, fpr secret.Fingerprinter) ([]Key, ErrorList, ErrorList) {
 	var errs, warns ErrorList
 	keys := make([]Key, 0, len(entries))
 	firstID := map[string]pos{}
 	firstFP := map[string]string{}
 	for _, e := range entries {
-		k, label, ferrs, fwarns := validateEntry(e)
+		k, label, ferrs, fwarns := validateEntry(e, fpr)
 		for _, fe := range ferrs {
 			errs = append(errs, &ParseError{File: name, Line: fe.pos.line, Col: fe.pos.col, Key: label, Msg: secret.Redact(fe.msg)})
 		}
@@ -460,7 +479,7 @@ type posError struct {
 
 // validateEntry checks one entry and builds its Key. label names the entry
 // in errors and warnings.
-func validateEntry(e entry) (k Key, label string, errs, warns []posError) {
+func validateEntry(e entry, fpr secret.Fingerprinter) (k Key, label string, errs, warns []posError) {
 	get := func(f string) string { return strings.TrimSpace(e.vals[f].s) }
 	at := func(f string) pos {
 		if v, ok := e.vals[f]; ok {
@@ -472,7 +491,7 @@ func validateEntry(e entry) (k Key, label string, errs, warns []posError) {
 	errs = append(errs, e.errs...)
 
 	m := material{apiKey: get("api_key"), fingerprint: get("fingerprint"), hint: get("hint"), env: get("env")}
-	fp, hint, env, ferrs := m.resolve(true)
+	fp, hint, env, ferrs := m.resolve(fpr, true)
 	for _, fe := range ferrs {
 		add(fe)
 	}

@@ -32,8 +32,9 @@ type Key struct {
 	// ID is the registry id, or the fingerprint when the source had no id.
 	// It is what access_log.key_id holds for requests made with the key.
 	ID string
-	// Fingerprint is secret.Fingerprint of the current full key, "" when
-	// unknown; Hint its masked form.
+	// Fingerprint is the fingerprint of the current full key (SHA-256, or
+	// the HMAC with the fingerprint_key_file secret: see Parser and
+	// DecodeEventWith), "" when unknown; Hint its masked form.
 	Fingerprint, Hint string
 	// Env is EnvLive or EnvTest ("" when unknown).
 	Env       string

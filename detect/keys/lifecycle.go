@@ -64,6 +64,14 @@ var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // (the reasons of the access-log dead letters), whose message never quotes an
 // API key.
 func DecodeEvent(raw []byte, now time.Time) (Event, error) {
+	return DecodeEventWith(raw, now, secret.Fingerprinter{})
+}
+
+// DecodeEventWith is [DecodeEvent] fingerprinting a full key in the event
+// with fpr: keyed (HMAC) when auditwatch is configured with a
+// fingerprint_key_file, so that the registry joins access_log rows
+// fingerprinted with the same secret.
+func DecodeEventWith(raw []byte, now time.Time, fpr secret.Fingerprinter) (Event, error) {
 	var ev Event
 	if !utf8.Valid(raw) {
 		return ev, reject(event.ReasonInvalidUTF8, "", "message is not valid UTF-8")
@@ -110,7 +118,7 @@ func DecodeEvent(raw []byte, now time.Time) (Event, error) {
 		}
 	}
 	var ferrs []fieldError
-	ev.Fingerprint, ev.Hint, ev.Env, ferrs = mat.resolve(false)
+	ev.Fingerprint, ev.Hint, ev.Env, ferrs = mat.resolve(fpr, false)
 	if len(ferrs) > 0 {
 		return ev, reject(event.ReasonBadValue, ferrs[0].field, "%s", ferrs[0].msg)
 	}

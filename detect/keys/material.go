@@ -20,15 +20,16 @@ type material struct {
 	apiKey, fingerprint, hint, env string
 }
 
-// resolve derives the fingerprint, hint and environment from m, checking
-// that they agree. The full key is used only to compute them. envRequired
-// makes a missing and underivable environment an error.
-func (m material) resolve(envRequired bool) (fp, hint, env string, errs []fieldError) {
+// resolve derives the fingerprint (with fpr: plain or keyed), hint and
+// environment from m, checking that they agree. The full key is used only
+// to compute them. envRequired makes a missing and underivable environment
+// an error.
+func (m material) resolve(fpr secret.Fingerprinter, envRequired bool) (fp, hint, env string, errs []fieldError) {
 	fp = strings.ToLower(strings.TrimSpace(m.fingerprint))
 	hint = strings.TrimSpace(m.hint)
 	env = strings.TrimSpace(m.env)
 	if fp != "" && !IsFingerprint(fp) {
-		errs = append(errs, fieldError{"fingerprint", "want 16 hex digits (the first 16 of SHA-256 of the key)"})
+		errs = append(errs, fieldError{"fingerprint", "want 16 hex digits (the first 16 of SHA-256, or of the HMAC with fingerprint_key_file, of the key)"})
 		fp = ""
 	}
 	if hint != "" && (secret.Redact(hint) != hint || len(hint) > 64) {
@@ -40,7 +41,7 @@ func (m material) resolve(envRequired bool) (fp, hint, env string, errs []fieldE
 		if strings.Contains(m.apiKey, secret.Ellipsis) || strings.Contains(m.apiKey, "...") {
 			errs = append(errs, fieldError{"api_key", "is masked, not a full key; give it as hint (or give the fingerprint)"})
 		} else {
-			kfp := secret.Fingerprint(m.apiKey)
+			kfp := fpr.Fingerprint(m.apiKey)
 			if fp != "" && fp != kfp {
 				errs = append(errs, fieldError{"fingerprint", "does not match api_key " + secret.Hint(m.apiKey)})
 			}
