@@ -119,6 +119,8 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		FlushInterval:    cfg.Ingest.FlushInterval,
 		MaxMessageBytes:  cfg.Ingest.MaxMessageBytes,
 		MaxFuture:        cfg.Ingest.MaxFutureSkew,
+		MaxPast:          cfg.maxPast(),
+		FingerprintKey:   cfg.Keys.fingerprintKey,
 		MaxDeadLetterRaw: cfg.Ingest.DeadLetterRawBytes,
 		ShutdownTimeout:  cfg.Ingest.ShutdownTimeout,
 		RetryMax:         cfg.Ingest.RetryMax,
@@ -137,8 +139,10 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ret.Loop(runCtx, cfg.Retention.CheckInterval)
 	}()
 
+	cfg.Keys.logState(log)
 	log.Info("ingesting", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,
-		"database", cfg.ClickHouse.Database, "batch_max_rows", cfg.Ingest.BatchMaxRows, "flush_interval", cfg.Ingest.FlushInterval)
+		"database", cfg.ClickHouse.Database, "batch_max_rows", cfg.Ingest.BatchMaxRows, "flush_interval", cfg.Ingest.FlushInterval,
+		"max_past", cfg.maxPast())
 	runErr := in.Run(ctx)
 	if err := reader.Close(); err != nil {
 		log.Warn("close kafka reader", "err", err)

@@ -97,7 +97,11 @@ func runKeysImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	parsed, warns, err := keys.ParseFileWithWarnings(file, *format)
+	if cfg.Keys.keyFileWarning != "" {
+		fmt.Fprintf(stderr, "warning: %s\n", cfg.Keys.keyFileWarning)
+	}
+	fpr := cfg.Keys.fingerprinter()
+	parsed, warns, err := keys.Parser{Fingerprinter: fpr}.ParseFileWithWarnings(file, *format)
 	// Warnings do not stop the import; they go to stderr in file order,
 	// before any error, so the output reads like the file.
 	for _, w := range warns {
@@ -134,6 +138,9 @@ func runKeysImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if len(warns) > 0 {
 		fmt.Fprintf(stdout, " (%s on stderr)", plural(len(warns), "warning", "warnings"))
+	}
+	if fpr.Keyed() {
+		fmt.Fprintf(stdout, "; fingerprints keyed with keys.fingerprint_key_file (key check %s)", fpr.Check())
 	}
 	fmt.Fprintln(stdout)
 	return nil
@@ -238,6 +245,13 @@ func runKeysConsume(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if *topic == "" || *group == "" {
 		return errors.New("kafka.keys_topic and kafka.keys_group_id (or --topic and --group) must not be empty")
+	}
+	if cfg.Keys.fingerprinter().Keyed() {
+		// The lifecycle consumer fingerprints full keys in events with
+		// plain SHA-256 (keys.DecodeEvent): under a fingerprint secret they
+		// would not join access_log. Refuse rather than store fingerprints
+		// that silently match nothing.
+		return errors.New("keys consume: keys.fingerprint_key_file is set, but the lifecycle consumer cannot key fingerprints yet; keep the registry current with keys import instead")
 	}
 	log := newLogger(cfg.Log, stderr)
 	conn, err := openClickHouse(cfg.ClickHouse)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/detect/summary"
+	"github.com/auditwatch/auditwatch/ingest/secret"
 )
 
 // Config is the whole auditwatch configuration file. Every field has a
@@ -28,6 +30,39 @@ type Config struct {
 	Detect     DetectConfig     `yaml:"detect"`
 	Alerts     AlertsConfig     `yaml:"alerts"`
 	Summary    SummaryConfig    `yaml:"summary"`
+	Keys       KeysConfig       `yaml:"keys"`
+}
+
+// KeysConfig holds what every component that fingerprints API keys
+// (ingest, keys import, keys consume, alerts silence) must share.
+type KeysConfig struct {
+	// FingerprintKeyFile names a file holding a server-side secret (at
+	// least 16 bytes, surrounding white space ignored). With it,
+	// fingerprints are HMAC-SHA256 keyed with the secret instead of plain
+	// SHA-256 (same format, different values); "" keeps them plain. Also
+	// AUDITWATCH_FINGERPRINT_KEY_FILE.
+	FingerprintKeyFile string `yaml:"fingerprint_key_file"`
+
+	fingerprintKey []byte // the loaded secret; never logged
+	keyFileWarning string // the file's permissions are too wide
+}
+
+// fingerprinter returns the Fingerprinter of the configured secret (plain
+// without one).
+func (k KeysConfig) fingerprinter() secret.Fingerprinter {
+	return secret.NewFingerprinter(k.fingerprintKey)
+}
+
+// logState says, once at startup, whether fingerprints are keyed (with the
+// secret's check value, so two components can be seen to agree, never the
+// secret) and warns about a key file others may read.
+func (k KeysConfig) logState(log *slog.Logger) {
+	if k.keyFileWarning != "" {
+		log.Warn(k.keyFileWarning)
+	}
+	if fp := k.fingerprinter(); fp.Keyed() {
+		log.Info("key fingerprints are keyed (HMAC-SHA256)", "fingerprint_key_file", k.FingerprintKeyFile, "key_check", fp.Check())
+	}
 }
 
 // SummaryConfig schedules usage reviews (run by `detect`).
@@ -154,6 +189,20 @@ type IngestConfig struct {
 	// insert spans; keep it at or below the server's
 	// max_partitions_per_insert_block (100 by default).
 	MaxPartitionsPerInsert int `yaml:"max_partitions_per_insert"`
+	// MaxPast dead-letters events timestamped further back than this
+	// (reason too_old) instead of writing them into partitions retention
+	// drops. 0 (the default) means retention.access_log_days; with
+	// retention keeping access_log forever, no limit. See maxPast.
+	MaxPast time.Duration `yaml:"max_past"`
+}
+
+// maxPast is the effective ingest.max_past: as set, else the access-log
+// retention (0, no limit, when that keeps forever).
+func (c Config) maxPast() time.Duration {
+	if c.Ingest.MaxPast > 0 {
+		return c.Ingest.MaxPast
+	}
+	return time.Duration(max(c.Retention.AccessLogDays, 0)) * 24 * time.Hour
 }
 
 // RetentionConfig says how long data is kept; 0 keeps it forever.
@@ -255,6 +304,7 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	set("AUDITWATCH_HTTP_PPROF", func(v string) { c.HTTP.Pprof = v == "1" || v == "true" })
 	set("AUDITWATCH_SLACK_TOKEN", func(v string) { c.Alerts.Slack.token = v })
 	set("AUDITWATCH_SLACK_WEBHOOK_URL", func(v string) { c.Alerts.Slack.webhookURL = v })
+	set("AUDITWATCH_FINGERPRINT_KEY_FILE", func(v string) { c.Keys.FingerprintKeyFile = v })
 	for _, f := range []struct {
 		file string
 		dst  *string
@@ -268,6 +318,13 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 			return fmt.Errorf("read password file: %w", err)
 		}
 		*f.dst = strings.TrimRight(string(b), "\r\n")
+	}
+	if c.Keys.FingerprintKeyFile != "" {
+		key, warn, err := secret.LoadFingerprintKey(c.Keys.FingerprintKeyFile)
+		if err != nil {
+			return fmt.Errorf("keys.fingerprint_key_file: %w", err)
+		}
+		c.Keys.fingerprintKey, c.Keys.keyFileWarning = key, warn
 	}
 	return nil
 }
@@ -320,6 +377,15 @@ func (c *Config) validate() error {
 	}
 	if min(c.Retention.AccessLogDays, c.Retention.IngestErrorsDays, c.Retention.RollupDays, c.Retention.FindingsDays, c.Retention.RuleRunsDays) < 0 {
 		errs = append(errs, errors.New("retention: days must be 0 (keep forever) or more"))
+	}
+	retained := time.Duration(c.Retention.AccessLogDays) * 24 * time.Hour
+	switch mp := c.Ingest.MaxPast; {
+	case mp < 0:
+		errs = append(errs, fmt.Errorf("ingest.max_past: %s: want 0 (the access-log retention) or a positive duration", mp))
+	case mp > 0 && mp < time.Hour:
+		errs = append(errs, fmt.Errorf("ingest.max_past: %s would dead-letter ordinary consumer lag; want 1h or more (durations have no d unit: 30 days is 720h)", mp))
+	case mp > 0 && retained > 0 && mp > retained:
+		errs = append(errs, fmt.Errorf("ingest.max_past: %s is longer than retention.access_log_days (%d days, %s): such events would be written into partitions retention drops", mp, c.Retention.AccessLogDays, retained))
 	}
 	return errors.Join(errs...)
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/auditwatch/auditwatch/ingest/secret"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -106,5 +109,114 @@ func TestGenStdoutDeterministic(t *testing.T) {
 	}
 	if n := strings.Count(a, "\n"); n < 203 {
 		t.Fatalf("%d lines, want ≥ 203 (200 events, scenarios, 3 malformed)", n)
+	}
+}
+
+func TestIngestMaxPast(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       time.Duration // effective max_past
+		wantErr    string
+	}{
+		{name: "default is the access-log retention", body: "", want: 90 * 24 * time.Hour},
+		{name: "follows the retention", body: "retention: {access_log_days: 30}\n", want: 30 * 24 * time.Hour},
+		{name: "retention forever: no limit", body: "retention: {access_log_days: 0}\n", want: 0},
+		{name: "shorter than the retention", body: "ingest: {max_past: 168h}\n", want: 7 * 24 * time.Hour},
+		{name: "set with retention forever", body: "ingest: {max_past: 720h}\nretention: {access_log_days: 0}\n", want: 30 * 24 * time.Hour},
+		{name: "longer than the retention", body: "ingest: {max_past: 2400h}\n", wantErr: "longer than retention.access_log_days (90 days"},
+		{name: "negative", body: "ingest: {max_past: -1h}\n", wantErr: "ingest.max_past: -1h0m0s"},
+		{name: "too short (a unit slip)", body: "ingest: {max_past: 90s}\n", wantErr: "want 1h or more"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadConfig(writeFile(t, tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.maxPast(); got != tt.want {
+				t.Fatalf("max_past %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFingerprintKeyFile(t *testing.T) {
+	const secretText = "a-server-side-fingerprint-secret-42"
+	keyFile := func(body string, mode os.FileMode) string {
+		p := filepath.Join(t.TempDir(), "fp.key")
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		body    func() string // config file
+		env     func() map[string]string
+		keyed   bool
+		warn    string
+		wantErr string
+	}{
+		{name: "none: plain fingerprints", body: func() string { return "" }},
+		{name: "from the file, trimmed", body: func() string { return "keys: {fingerprint_key_file: " + keyFile(secretText+"\n", 0o400) + "}\n" }, keyed: true},
+		{name: "from the environment", body: func() string { return "" },
+			env: func() map[string]string {
+				return map[string]string{"AUDITWATCH_FINGERPRINT_KEY_FILE": keyFile(secretText, 0o600)}
+			}, keyed: true},
+		{name: "readable by others warns", body: func() string { return "keys: {fingerprint_key_file: " + keyFile(secretText, 0o644) + "}\n" }, keyed: true, warn: "readable by group or others"},
+		{name: "empty file refused", body: func() string { return "keys: {fingerprint_key_file: " + keyFile("\n", 0o600) + "}\n" }, wantErr: "keys.fingerprint_key_file: fingerprint key file"},
+		{name: "missing file refused", body: func() string { return "keys: {fingerprint_key_file: /nonexistent/fp.key}\n" }, wantErr: "no such file"},
+		{name: "short secret refused", body: func() string { return "keys: {fingerprint_key_file: " + keyFile("hunter2", 0o600) + "}\n" }, wantErr: "want at least 16"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != nil {
+				for k, v := range tt.env() {
+					t.Setenv(k, v)
+				}
+			}
+			c, err := LoadConfig(writeFile(t, tt.body()))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Fatal("the error quotes the secret")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fp := c.Keys.fingerprinter()
+			if fp.Keyed() != tt.keyed {
+				t.Fatalf("keyed = %v, want %v", fp.Keyed(), tt.keyed)
+			}
+			if tt.keyed && fp.Fingerprint("bk_live_x") != secret.NewFingerprinter([]byte(secretText)).Fingerprint("bk_live_x") {
+				t.Fatal("the fingerprinter does not use the file's trimmed content")
+			}
+			if (c.Keys.keyFileWarning != "") != (tt.warn != "") || !strings.Contains(c.Keys.keyFileWarning, tt.warn) {
+				t.Fatalf("warning %q, want %q", c.Keys.keyFileWarning, tt.warn)
+			}
+			// What is logged at startup: whether keyed and the check
+			// value, never the secret.
+			var logBuf bytes.Buffer
+			c.Keys.logState(slog.New(slog.NewTextHandler(&logBuf, nil)))
+			if strings.Contains(logBuf.String(), secretText) {
+				t.Fatal("the secret was logged")
+			}
+			if tt.keyed != strings.Contains(logBuf.String(), "key_check="+fp.Check()) {
+				t.Fatalf("log %q: want the key check exactly when keyed", logBuf.String())
+			}
+		})
 	}
 }
