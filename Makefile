@@ -29,6 +29,7 @@ vet:
 
 ## test: everything, against real ClickHouse and Kafka (the README's test command)
 test: services chdb vet
+	$(GO) test -race -count=1 -run '^TestUnit' ./ingest/
 	$(TEST_ENV) CI=$${CI:-true} $(GO) test -count=1 -timeout 20m ./...
 
 ## test-unit: only what needs no services (integration tests skip)
