@@ -1022,8 +1022,8 @@ func TestUnitShutdown(t *testing.T) {
 			return sink.waiting.Load() == 1 && fetched >= 2*opts.MaxRows, fmt.Sprintf("%d writes waiting, %d fetched", sink.waiting.Load(), fetched)
 		})
 		err, took := r.stop(t)
-		if err == nil || !strings.Contains(err.Error(), "unwritten") {
-			t.Errorf("Run: %v, want an error saying messages are unwritten", err)
+		if err == nil || !strings.Contains(err.Error(), "uncommitted") {
+			t.Errorf("Run: %v, want an error saying messages are uncommitted", err)
 		}
 		if slack := 500 * time.Millisecond; took > opts.ShutdownTimeout+slack {
 			t.Errorf("Run returned %v after cancel, want ≤ %v + %v", took, opts.ShutdownTimeout, slack)

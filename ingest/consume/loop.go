@@ -106,6 +106,10 @@ type Loop[B Batch] struct {
 	log      *slog.Logger
 	now      func() time.Time
 	commitOK atomic.Bool
+	// committed is the highest offset committed per partition by this
+	// Loop (writer goroutine only). A batch re-read after a rebalance can
+	// end below it; committing that would move the group's offset back.
+	committed map[partition]int64
 }
 
 // New returns a Loop. write stores one batch: it returns nil once the batch
@@ -113,7 +117,8 @@ type Loop[B Batch] struct {
 // leaves the batch uncommitted.
 func New[B Batch](src Source, newBatch func() B, write func(ctx context.Context, b B) error, opts Options, hooks Hooks[B], log *slog.Logger) *Loop[B] {
 	opts.setDefaults()
-	l := &Loop[B]{src: src, newBatch: newBatch, write: write, hooks: hooks, opts: opts, log: log, now: time.Now}
+	l := &Loop[B]{src: src, newBatch: newBatch, write: write, hooks: hooks, opts: opts, log: log, now: time.Now,
+		committed: make(map[partition]int64)}
 	l.commitOK.Store(true)
 	return l
 }
@@ -297,7 +302,7 @@ func (l *Loop[B]) writeLoop(ctx context.Context, full <-chan *slot[B], free chan
 			// Shutdown timed out with the store unreachable: the batch is
 			// not committed, so Kafka delivers it again.
 			lost += s.n
-			l.log.Error("batch not written before shutdown timeout; its messages stay uncommitted and will be read again",
+			l.log.Error("batch not stored before shutdown timeout; its messages stay uncommitted and will be read again",
 				"messages", s.n, "offsets", offsets(s.commits()), "err", err)
 		} else {
 			if l.hooks.Written != nil {
@@ -309,14 +314,17 @@ func (l *Loop[B]) writeLoop(ctx context.Context, full <-chan *slot[B], free chan
 		free <- s
 	}
 	if lost > 0 {
-		return fmt.Errorf("shut down with %d messages unwritten (uncommitted, they will be consumed again)", lost)
+		return fmt.Errorf("shut down with %d messages uncommitted (their batches were not stored; they will be consumed again)", lost)
 	}
 	return nil
 }
 
 // commit commits msgs, retrying a few times. Offsets left uncommitted mean
-// the messages are read again; the next batch's commit covers them.
+// the messages are read again; the next batch's commit covers them. An
+// offset at or below one this Loop already committed is left out, so the
+// group's offset never moves back.
 func (l *Loop[B]) commit(ctx context.Context, msgs []kafka.Message) {
+	msgs = l.ahead(msgs)
 	if len(msgs) == 0 {
 		return
 	}
@@ -326,6 +334,9 @@ func (l *Loop[B]) commit(ctx context.Context, msgs []kafka.Message) {
 		err := l.src.CommitMessages(cctx, msgs...)
 		cancel()
 		if err == nil {
+			for _, m := range msgs {
+				l.committed[partition{m.Topic, m.Partition}] = m.Offset
+			}
 			if !l.commitOK.Swap(true) {
 				l.log.Info("offset commits recovered", "offsets", offsets(msgs))
 			}
@@ -349,6 +360,19 @@ func (l *Loop[B]) commit(ctx context.Context, msgs []kafka.Message) {
 		case <-time.After(bo.Next()):
 		}
 	}
+}
+
+// ahead returns the messages of msgs past the offset committed last on
+// their partition.
+func (l *Loop[B]) ahead(msgs []kafka.Message) []kafka.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if c, ok := l.committed[partition{m.Topic, m.Partition}]; ok && m.Offset <= c {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // offsets describes the last message of each partition of msgs, e.g.
