@@ -73,7 +73,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Detect.RulesDir = *dir
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("detect"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("detect"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log := newLogger(cfg.Log, stderr)
 	if *migrateFirst {
-		admin, err := openClickHouse(cfg.ClickHouse)
+		admin, err := openClickHouse(cfg.ClickHouse.For("migrate"))
 		if err != nil {
 			return err
 		}
@@ -53,7 +53,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("detect"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}

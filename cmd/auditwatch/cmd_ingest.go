@@ -44,7 +44,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingest.NewMetrics(reg)
 
-	conn, err := openClickHouse(cfg.ClickHouse)
+	conn, err := openClickHouse(cfg.ClickHouse.For("ingest"))
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// connection's pool, their inserts would make a second pooled
 	// connection that then grows the buffers of large batches too (more
 	// live heap, more GC under ingest.memory_limit_bytes).
-	progressConn, err := openClickHouse(cfg.ClickHouse)
+	progressConn, err := openClickHouse(cfg.ClickHouse.For("ingest"))
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func runKeysImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return err
 	}
-	conn, err := openClickHouse(cfg.ClickHouse)
+	conn, err := openClickHouse(cfg.ClickHouse.For("keys"))
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	conn, err := openClickHouse(cfg.ClickHouse)
+	conn, err := openClickHouse(cfg.ClickHouse.For("keys"))
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func runKeysConsume(ctx context.Context, args []string, stdout, stderr io.Writer
 		return errors.New("keys consume: keys.fingerprint_key_file is set, but the lifecycle consumer cannot key fingerprints yet; keep the registry current with keys import instead")
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouse(cfg.ClickHouse)
+	conn, err := openClickHouse(cfg.ClickHouse.For("keys"))
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouse(cfg.ClickHouse)
+	conn, err := openClickHouse(cfg.ClickHouse.For("migrate"))
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouse(cfg.ClickHouse)
+	conn, err := openClickHouse(cfg.ClickHouse.For("retention"))
 	if err != nil {
 		return err
 	}

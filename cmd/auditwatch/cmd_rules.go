@@ -199,7 +199,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		set = &rules.Set{Rules: []*rules.Rule{r}, Files: set.Files}
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("detect"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}

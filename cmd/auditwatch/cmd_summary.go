@@ -34,7 +34,7 @@ func runSummary(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	conn, err := openClickHouseDB(cfg.ClickHouse, cfg.ClickHouse.Database)
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("detect"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,20 +87,38 @@ type AlertsConfig struct {
 	MaxGroups      int            `yaml:"max_groups"`   // findings listed per message
 	Attempts       int            `yaml:"attempts"`     // delivery attempts per message and cycle
 	SendResolved   bool           `yaml:"send_resolved"`
+	// Fallback receives findings whose delivery failed permanently (a Slack
+	// error no retry fixes, or past the horizon undelivered).
+	Fallback FallbackConfig `yaml:"fallback"`
 	// CatchupAfter: findings (and resolutions) older than this when they are
 	// delivered — replayed after an outage, caught up with --from — are
 	// folded into one message per rule instead of one each.
 	CatchupAfter time.Duration `yaml:"catchup_after"`
 }
 
+// FallbackConfig is where alerts go when Slack refuses them for good: a
+// channel (same token), a webhook, and/or a file (JSON lines). At least one
+// is recommended; without any, such findings are recorded as failed and
+// reported by metrics and /readyz only.
+type FallbackConfig struct {
+	Channel        string `yaml:"channel"`
+	WebhookURLFile string `yaml:"webhook_url_file"` // or AUDITWATCH_FALLBACK_WEBHOOK_URL
+	File           string `yaml:"file"`
+
+	webhookURL string // loaded secret
+}
+
 // SlackConfig holds where the Slack credentials are; the credentials
 // themselves come from the environment (AUDITWATCH_SLACK_TOKEN,
 // AUDITWATCH_SLACK_WEBHOOK_URL) or these files, never from this file.
 type SlackConfig struct {
-	TokenFile      string        `yaml:"token_file"`
-	WebhookURLFile string        `yaml:"webhook_url_file"`
-	APIURL         string        `yaml:"api_url"` // Web API base URL override (tests, proxies)
-	Timeout        time.Duration `yaml:"timeout"`
+	TokenFile      string `yaml:"token_file"`
+	WebhookURLFile string `yaml:"webhook_url_file"`
+	APIURL         string `yaml:"api_url"` // Web API base URL override (tests, proxies); needs allow_custom_api_url
+	// AllowCustomAPIURL must be true for api_url to be used, so that a
+	// typo cannot send the bot token to another host.
+	AllowCustomAPIURL bool          `yaml:"allow_custom_api_url"`
+	Timeout           time.Duration `yaml:"timeout"`
 
 	token, webhookURL string // loaded secrets
 }
@@ -122,6 +141,18 @@ type DetectConfig struct {
 	// LateCheckInterval is how often detect looks for rows that arrived
 	// after their window was evaluated.
 	LateCheckInterval time.Duration `yaml:"late_check_interval"`
+	// SQLRules bounds what one `sql` rule run may cost ClickHouse.
+	SQLRules SQLRuleLimits `yaml:"sql_rules"`
+}
+
+// SQLRuleLimits are the ClickHouse limits every `sql` rule query runs under
+// (0 takes the default) and the most findings one run may produce.
+type SQLRuleLimits struct {
+	MaxExecutionTime time.Duration `yaml:"max_execution_time"` // 30s
+	MaxMemoryUsage   int64         `yaml:"max_memory_usage"`   // bytes, 1 GiB
+	MaxRowsToRead    int64         `yaml:"max_rows_to_read"`   // 500,000,000
+	MaxResultRows    int64         `yaml:"max_result_rows"`    // 100,000
+	MaxFindings      int           `yaml:"max_findings"`       // per rule run, 1,000
 }
 
 // LogConfig sets up slog.
@@ -138,9 +169,47 @@ type ClickHouseConfig struct {
 	Password     string        `yaml:"password"`      // prefer AUDITWATCH_CLICKHOUSE_PASSWORD or password_file
 	PasswordFile string        `yaml:"password_file"` // file holding the password
 	TLS          bool          `yaml:"tls"`
+	TLSFiles     TLSFiles      `yaml:",inline"`
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	MaxOpenConns int           `yaml:"max_open_conns"`
+	// Users gives components their own ClickHouse user (least privilege):
+	// keys are the components in chComponents. A component without an
+	// entry uses username/password above. Passwords also come from
+	// AUDITWATCH_CLICKHOUSE_<COMPONENT>_PASSWORD or password_file.
+	Users map[string]CHCredentials `yaml:"users"`
+}
+
+// TLSFiles are the optional files of a TLS connection (with tls: true): a CA
+// bundle to verify the server with instead of the system roots, and a
+// client certificate and key for mutual TLS.
+type TLSFiles struct {
+	CAFile     string `yaml:"tls_ca_file"`
+	CertFile   string `yaml:"tls_cert_file"`
+	KeyFile    string `yaml:"tls_key_file"`
+	ServerName string `yaml:"tls_server_name"` // name verified in the server's certificate; "" = the host dialled
+}
+
+// CHCredentials are one component's ClickHouse user.
+type CHCredentials struct {
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"` // prefer the environment or password_file
+	PasswordFile string `yaml:"password_file"`
+}
+
+// chComponents are the components that may have their own ClickHouse user
+// (clickhouse.users): what each does is in docs/security.md.
+var chComponents = []string{"ingest", "detect", "rules", "keys", "retention", "migrate"}
+
+// For returns the connection settings of component: the shared ones with
+// the component's user, when clickhouse.users has one.
+func (c ClickHouseConfig) For(component string) ClickHouseConfig {
+	out := c
+	if u, ok := c.Users[component]; ok && u.Username != "" {
+		out.Username, out.Password = u.Username, u.Password
+	}
+	out.Users = nil
+	return out
 }
 
 // KafkaConfig is the access-log topic and consumer group.
@@ -157,6 +226,7 @@ type KafkaConfig struct {
 	QueueCapacity  int           `yaml:"queue_capacity"`
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	TLS            bool          `yaml:"tls"`
+	TLSFiles       TLSFiles      `yaml:",inline"`
 	SASL           SASLConfig    `yaml:"sasl"`
 }
 
@@ -214,6 +284,10 @@ type RetentionConfig struct {
 	RuleRunsDays     int           `yaml:"rule_runs_days"`
 	ProgressDays     int           `yaml:"ingest_progress_days"` // ingest_progress
 	CheckInterval    time.Duration `yaml:"check_interval"`
+	// InIngest makes every ingester enforce retention too (the ingest user
+	// then needs the right to drop partitions). Off by default: run
+	// `auditwatch retention --every` with the retention user instead.
+	InIngest bool `yaml:"in_ingest"`
 }
 
 // HTTPConfig is the metrics and health endpoint.
@@ -246,7 +320,8 @@ func DefaultConfig() Config {
 		Retention: RetentionConfig{AccessLogDays: 90, IngestErrorsDays: 30, RollupDays: 400, FindingsDays: 365, RuleRunsDays: 90, ProgressDays: 7, CheckInterval: time.Hour},
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
 		Detect: DetectConfig{RulesDir: "rules/pack", ReloadInterval: 5 * time.Second, HTTPListen: "127.0.0.1:9465",
-			MaxWait: 2 * time.Minute, IdleTimeout: 30 * time.Second, ReplayLookback: 24 * time.Hour, LateCheckInterval: 5 * time.Second},
+			MaxWait: 2 * time.Minute, IdleTimeout: 30 * time.Second, ReplayLookback: 24 * time.Hour, LateCheckInterval: 5 * time.Second,
+			SQLRules: SQLRuleLimits{MaxExecutionTime: 30 * time.Second, MaxMemoryUsage: 1 << 30, MaxRowsToRead: 500_000_000, MaxResultRows: 100_000, MaxFindings: 1_000}},
 		Summary: SummaryConfig{OutDir: "out/summaries"},
 		Alerts: AlertsConfig{Enabled: true, Notifier: "auto", DefaultChannel: "#auditwatch", PollInterval: 10 * time.Second,
 			Horizon: 24 * time.Hour, IncidentTTL: 7 * 24 * time.Hour, MaxGroups: 10, Attempts: 3, SendResolved: true, CatchupAfter: 10 * time.Minute,
@@ -305,11 +380,42 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	set("AUDITWATCH_SLACK_TOKEN", func(v string) { c.Alerts.Slack.token = v })
 	set("AUDITWATCH_SLACK_WEBHOOK_URL", func(v string) { c.Alerts.Slack.webhookURL = v })
 	set("AUDITWATCH_FINGERPRINT_KEY_FILE", func(v string) { c.Keys.FingerprintKeyFile = v })
-	for _, f := range []struct {
+	set("AUDITWATCH_FALLBACK_WEBHOOK_URL", func(v string) { c.Alerts.Fallback.webhookURL = v })
+	type fileSecret struct {
 		file string
 		dst  *string
-	}{{c.ClickHouse.PasswordFile, &c.ClickHouse.Password}, {c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
-		{c.Alerts.Slack.TokenFile, &c.Alerts.Slack.token}, {c.Alerts.Slack.WebhookURLFile, &c.Alerts.Slack.webhookURL}} {
+	}
+	files := []fileSecret{{c.ClickHouse.PasswordFile, &c.ClickHouse.Password}, {c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
+		{c.Alerts.Slack.TokenFile, &c.Alerts.Slack.token}, {c.Alerts.Slack.WebhookURLFile, &c.Alerts.Slack.webhookURL},
+		{c.Alerts.Fallback.WebhookURLFile, &c.Alerts.Fallback.webhookURL}}
+	for _, comp := range chComponents {
+		u, ok := c.ClickHouse.Users[comp]
+		env := "AUDITWATCH_CLICKHOUSE_" + strings.ToUpper(comp)
+		if v := getenv(env + "_USERNAME"); v != "" {
+			u.Username, ok = v, true
+		}
+		if v := getenv(env + "_PASSWORD"); v != "" {
+			u.Password, ok = v, true
+		}
+		if !ok {
+			continue
+		}
+		if c.ClickHouse.Users == nil {
+			c.ClickHouse.Users = map[string]CHCredentials{}
+		}
+		c.ClickHouse.Users[comp] = u
+	}
+	for comp, u := range c.ClickHouse.Users {
+		if u.PasswordFile != "" && u.Password == "" {
+			b, err := os.ReadFile(u.PasswordFile)
+			if err != nil {
+				return fmt.Errorf("clickhouse.users.%s.password_file: %w", comp, err)
+			}
+			u.Password = strings.TrimRight(string(b), "\r\n")
+			c.ClickHouse.Users[comp] = u
+		}
+	}
+	for _, f := range files {
 		if f.file == "" {
 			continue
 		}
@@ -358,6 +464,24 @@ func (c *Config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("alerts.notifier: %q: want auto, slack or console", c.Alerts.Notifier))
+	}
+	for comp, u := range c.ClickHouse.Users {
+		if !slices.Contains(chComponents, comp) {
+			errs = append(errs, fmt.Errorf("clickhouse.users.%s: unknown component; want one of %s", comp, strings.Join(chComponents, ", ")))
+		} else if u.Username == "" {
+			errs = append(errs, fmt.Errorf("clickhouse.users.%s: username is required", comp))
+		}
+	}
+	for name, t := range map[string]TLSFiles{"clickhouse": c.ClickHouse.TLSFiles, "kafka": c.Kafka.TLSFiles} {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			errs = append(errs, fmt.Errorf("%s: tls_cert_file and tls_key_file go together", name))
+		}
+	}
+	if l := c.Detect.SQLRules; l.MaxExecutionTime < 0 || l.MaxMemoryUsage < 0 || l.MaxRowsToRead < 0 || l.MaxResultRows < 0 || l.MaxFindings < 0 {
+		errs = append(errs, errors.New("detect.sql_rules: limits must be 0 (the default) or more"))
+	}
+	if c.Alerts.Slack.APIURL != "" && !c.Alerts.Slack.AllowCustomAPIURL {
+		errs = append(errs, fmt.Errorf("alerts.slack.api_url %q: the bot token would be sent there; set alerts.slack.allow_custom_api_url: true if that is intended", c.Alerts.Slack.APIURL))
 	}
 	if c.Alerts.Slack.token != "" && c.Alerts.Slack.webhookURL != "" {
 		errs = append(errs, errors.New("alerts.slack: set a bot token or a webhook URL, not both"))

@@ -49,6 +49,34 @@ func TestLoadConfig(t *testing.T) {
 					t.Errorf("%+v", c)
 				}
 			}},
+		{name: "component users from file and environment", body: "clickhouse:\n  username: aw_admin\n  users:\n    ingest: {username: aw_ingest, password: p1}\n    detect: {username: aw_detect}\n",
+			env: map[string]string{"AUDITWATCH_CLICKHOUSE_DETECT_PASSWORD": "p2", "AUDITWATCH_CLICKHOUSE_RULES_USERNAME": "aw_rules", "AUDITWATCH_CLICKHOUSE_RULES_PASSWORD": "p3"},
+			check: func(t *testing.T, c Config) {
+				for comp, want := range map[string]string{"ingest": "aw_ingest/p1", "detect": "aw_detect/p2", "rules": "aw_rules/p3", "keys": "aw_admin/"} {
+					u := c.ClickHouse.For(comp)
+					if got := u.Username + "/" + u.Password; got != want {
+						t.Errorf("For(%s) = %s, want %s", comp, got, want)
+					}
+					if u.Users != nil {
+						t.Errorf("For(%s) keeps the other users' credentials", comp)
+					}
+				}
+			}},
+		{name: "unknown component user", body: "clickhouse: {users: {ingester: {username: x}}}\n", wantErr: "clickhouse.users.ingester: unknown component"},
+		{name: "component user without name", body: "clickhouse: {users: {detect: {password: x}}}\n", wantErr: "clickhouse.users.detect: username is required"},
+		{name: "client certificate without key", body: "kafka: {tls: true, tls_cert_file: /c.pem}\n", wantErr: "kafka: tls_cert_file and tls_key_file go together"},
+		{name: "tls files", body: "clickhouse: {tls: true, tls_ca_file: /ca.pem, tls_cert_file: /c.pem, tls_key_file: /k.pem}\n", check: func(t *testing.T, c Config) {
+			if f := c.ClickHouse.TLSFiles; f.CAFile != "/ca.pem" || f.CertFile != "/c.pem" || f.KeyFile != "/k.pem" {
+				t.Errorf("%+v", f)
+			}
+		}},
+		{name: "slack api_url refused without allow_custom_api_url", body: "alerts: {slack: {api_url: 'https://slack.example.net/api/'}}\n", wantErr: "allow_custom_api_url"},
+		{name: "slack api_url allowed explicitly", body: "alerts: {slack: {api_url: 'http://127.0.0.1:1/api/', allow_custom_api_url: true}}\n", check: func(t *testing.T, c Config) {
+			if c.Alerts.Slack.APIURL == "" {
+				t.Error("api_url dropped")
+			}
+		}},
+		{name: "negative sql rule limit", body: "detect: {sql_rules: {max_rows_to_read: -1}}\n", wantErr: "detect.sql_rules"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

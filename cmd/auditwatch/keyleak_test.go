@@ -138,7 +138,7 @@ detect: {rules_dir: %q, http_listen: "127.0.0.1:%d", idle_timeout: 2s, max_wait:
 alerts:
   enabled: true
   notifier: slack
-  slack: {api_url: %q, token_file: %q}
+  slack: {api_url: %q, allow_custom_api_url: true, token_file: %q}
   default_channel: "#sec-alerts"
   poll_interval: 1s
 keys: {fingerprint_key_file: %q}

@@ -267,7 +267,7 @@ detect: {rules_dir: %q, http_listen: "127.0.0.1:%d"}
 alerts:
   enabled: true
   notifier: auto   # slack in detect (the token is in its environment); ingest has no token and delivers nothing
-  slack: {api_url: %q}
+  slack: {api_url: %q, allow_custom_api_url: true}
   default_channel: "#sec-alerts"
 `, s.chAddr, s.db, strings.Join(s.brokers, ","), s.topic, s.group, ingestPort, rulesDir, detectPort, srv.APIURL())
 	cfg := filepath.Join(t.TempDir(), "auditwatch.yaml")
