@@ -73,7 +73,7 @@ write_conf() {
     rm -rf "$STATE/conf"
     mkdir -p "$STATE/conf/users.d" "$STATE/conf/config.d"
     cp "$src/config.xml" "$src/users.xml" "$STATE/conf/"
-    cp "$REPO"/deploy/clickhouse/users.d/*.xml "$STATE/conf/users.d/"
+    sync_users || true
     # Keep everything relative to the state dir; the ports etc. go on the command line.
     cat >"$STATE/conf/config.d/auditwatch.xml" <<EOF
 <?xml version="1.0"?>
@@ -83,9 +83,29 @@ write_conf() {
 EOF
 }
 
+# Copy the repo's users.d files into the server's config. A running server
+# re-reads users.xml and users.d/ when a file changes (within a few seconds,
+# no restart), so `start` on a running server picks up new users and profiles.
+sync_users() {
+    local f changed=0
+    mkdir -p "$STATE/conf/users.d"
+    for f in "$REPO"/deploy/clickhouse/users.d/*.xml; do
+        if ! cmp -s "$f" "$STATE/conf/users.d/$(basename "$f")"; then
+            cp "$f" "$STATE/conf/users.d/"
+            changed=1
+        fi
+    done
+    return $((1 - changed))
+}
+
 cmd_start() {
     if ch_pid >/dev/null && answering; then
         log "already running (pid $(ch_pid)) on 127.0.0.1:$PORT"
+        if sync_users; then
+            # The server's config reloader checks the users files every 2 s.
+            log "users.d changed: copied; the running server reloads its users (waiting 4 s)"
+            sleep 4
+        fi
         return 0
     fi
     if answering; then

@@ -11,5 +11,5 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$HERE/kafka.sh" start
 
 echo "[up] ClickHouse native 127.0.0.1:${AW_CH_PORT:-19000} (http ${AW_CH_HTTP_PORT:-18123});" \
-    "users default (no password), aw_writer/aw_writer_dev, aw_analyst/aw_analyst_dev"
+    "users default (no password) and aw_ingest, aw_detect, aw_keys, aw_retention, aw_migrate, aw_rules, aw_analyst (password <user>_dev; deploy/clickhouse/users.d)"
 echo "[up] Kafka bootstrap 127.0.0.1:${AW_KAFKA_PORT:-19092}"
