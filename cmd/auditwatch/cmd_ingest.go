@@ -44,7 +44,9 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingest.NewMetrics(reg)
 
-	conn, err := openClickHouse(cfg.ClickHouse.For("ingest"))
+	// The ingest user may be limited to the auditwatch database (it is on
+	// 18.16, and with grants.sql), so that is its session database.
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("ingest"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
@@ -89,13 +91,15 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		wg.Wait()
 	}()
 
-	if err := waitClickHouse(ctx, conn, log); err != nil {
-		return err
-	}
 	if *migrateFirst || cfg.Ingest.MigrateOnStart {
-		if _, err := migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
+		// As the migrate user: the ingest user has no right to change the
+		// schema (and the database may not exist yet).
+		if err := migrateAs(ctx, cfg.ClickHouse, log); err != nil {
 			return err
 		}
+	}
+	if err := waitClickHouse(ctx, conn, log); err != nil {
+		return err
 	}
 
 	reader, err := newReader(cfg.Kafka, log)
@@ -106,7 +110,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// connection's pool, their inserts would make a second pooled
 	// connection that then grows the buffers of large batches too (more
 	// live heap, more GC under ingest.memory_limit_bytes).
-	progressConn, err := openClickHouse(cfg.ClickHouse.For("ingest"))
+	progressConn, err := openClickHouseDB(cfg.ClickHouse.For("ingest"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
@@ -132,12 +136,24 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}, log, metrics)
 	checker.Add(in.Ready)
 
-	ret := retention.New(conn, cfg.ClickHouse.Database, retentionPolicy(cfg.Retention), log)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ret.Loop(runCtx, cfg.Retention.CheckInterval)
-	}()
+	if cfg.Retention.InIngest {
+		// Kept for single-process setups: by default retention runs as its
+		// own job (`auditwatch retention --every`), so that the ingest user
+		// needs no right to drop partitions. This connection is the
+		// retention user's (clickhouse.users.retention, else the shared one).
+		retConn, err := openClickHouseDB(cfg.ClickHouse.For("retention"), cfg.ClickHouse.Database)
+		if err != nil {
+			return err
+		}
+		defer retConn.Close()
+		ret := retention.New(retConn, cfg.ClickHouse.Database, retentionPolicy(cfg.Retention), log)
+		log.Info("enforcing retention in the ingester (retention.in_ingest)", "every", cfg.Retention.CheckInterval)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ret.Loop(runCtx, cfg.Retention.CheckInterval)
+		}()
+	}
 
 	cfg.Keys.logState(log)
 	log.Info("ingesting", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic, "group", cfg.Kafka.GroupID,

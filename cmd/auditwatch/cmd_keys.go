@@ -115,7 +115,7 @@ func runKeysImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return err
 	}
-	conn, err := openClickHouse(cfg.ClickHouse.For("keys"))
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("keys"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	conn, err := openClickHouse(cfg.ClickHouse.For("keys"))
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("keys"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
@@ -254,18 +254,19 @@ func runKeysConsume(ctx context.Context, args []string, stdout, stderr io.Writer
 		return errors.New("keys consume: keys.fingerprint_key_file is set, but the lifecycle consumer cannot key fingerprints yet; keep the registry current with keys import instead")
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouse(cfg.ClickHouse.For("keys"))
+	if *migrateFirst {
+		// As the migrate user: the keys user has no right to change the schema.
+		if err := migrateAs(ctx, cfg.ClickHouse, log); err != nil {
+			return err
+		}
+	}
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("keys"), cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	if err := waitClickHouse(ctx, conn, log); err != nil {
 		return err
-	}
-	if *migrateFirst {
-		if _, err := migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-			return err
-		}
 	}
 	kcfg := cfg.Kafka
 	kcfg.Topic, kcfg.GroupID = *topic, *group

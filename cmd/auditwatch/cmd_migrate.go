@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/auditwatch/auditwatch/deploy/migrations"
 )
@@ -42,7 +45,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	log := newLogger(cfg.Log, stderr)
-	conn, err := openClickHouse(cfg.ClickHouse.For("migrate"))
+	conn, err := openMigrate(cfg.ClickHouse)
 	if err != nil {
 		return err
 	}
@@ -57,5 +60,32 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "database %s: %d migrations applied, %d already present\n", cfg.ClickHouse.Database, len(res.Applied), res.Skipped)
+	return nil
+}
+
+// openMigrate connects as the migrate user (clickhouse.users.migrate, else
+// the shared user) with no session database: the server's default applies
+// (no database check on 18.16), so a user limited to the auditwatch
+// database can connect before that database exists. Migrations name every
+// table with its database.
+func openMigrate(cfg ClickHouseConfig) (driver.Conn, error) {
+	return openClickHouseDB(cfg.For("migrate"), "")
+}
+
+// migrateAs applies the schema as the migrate user, waiting for ClickHouse
+// to answer (until ctx ends); `ingest --migrate` and `keys consume
+// --migrate` use it so that their own users need no DDL rights.
+func migrateAs(ctx context.Context, cfg ClickHouseConfig, log *slog.Logger) error {
+	conn, err := openMigrate(cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := waitClickHouse(ctx, conn, log); err != nil {
+		return err
+	}
+	if _, err := migrate(ctx, conn, cfg.Database, log); err != nil {
+		return fmt.Errorf("migrate as %s: %w", cfg.For("migrate").Username, err)
+	}
 	return nil
 }

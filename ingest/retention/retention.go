@@ -90,7 +90,10 @@ func (e *Enforcer) Enforce(ctx context.Context, now time.Time) ([]Dropped, error
 }
 
 // Loop enforces the policy now and then every interval until ctx ends,
-// logging failures and trying again at the next tick.
+// logging failures and trying again at the next tick; it returns at once
+// when interval is not positive. `auditwatch retention --every` runs it as
+// its own job (with the retention user, the only one allowed to drop
+// partitions); with retention.in_ingest the ingester runs it too.
 func (e *Enforcer) Loop(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		return
