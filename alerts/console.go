@@ -59,6 +59,9 @@ func RenderText(m *Message, id string) string {
 	default:
 		fmt.Fprintf(&b, "── [%s] %s — %d group(s) at %s → %s [%s]\n", sev, m.RuleName, m.TotalGroups, m.EvalTime.UTC().Format(time.RFC3339), m.Channel, id)
 	}
+	if m.FallbackReason != "" {
+		fmt.Fprintf(&b, "   ⚠ %s\n", secret.Redact(m.FallbackReason))
+	}
 	if m.Mention != "" && (m.Kind == KindAlert || m.Kind == KindEscalation || m.Kind == KindCatchup) {
 		fmt.Fprintf(&b, "   %s\n", m.Mention)
 	}

@@ -36,6 +36,20 @@ type Options struct {
 	// WakeDelay: after Wake, how long Run waits for more wakes (the other
 	// rules of the same tick) before its cycle (100ms).
 	WakeDelay time.Duration
+	// Fallback receives, each target all of them, the findings whose
+	// delivery failed for good and those not delivered within Horizon
+	// (none: they are only recorded, counted and reported by
+	// DeliveryHealthy).
+	Fallback []FallbackTarget
+	// ExpireLookback: how far beyond Horizon findings are looked for to be
+	// recorded as expired (7d).
+	ExpireLookback time.Duration
+	// FallbackLookback: how long a fallback target failing transiently is
+	// retried (Horizon).
+	FallbackLookback time.Duration
+	// DegradedFor: how long after a permanent failure, an expiry or a
+	// fallback failure DeliveryHealthy reports degraded delivery (30m).
+	DegradedFor time.Duration
 }
 
 func (o *Options) defaults() {
@@ -66,6 +80,15 @@ func (o *Options) defaults() {
 	if o.WakeDelay <= 0 {
 		o.WakeDelay = 100 * time.Millisecond
 	}
+	if o.ExpireLookback <= 0 {
+		o.ExpireLookback = 7 * 24 * time.Hour
+	}
+	if o.FallbackLookback <= 0 {
+		o.FallbackLookback = o.Horizon
+	}
+	if o.DegradedFor <= 0 {
+		o.DegradedFor = 30 * time.Minute
+	}
 }
 
 // RuleLookup returns the rule with an id, or nil.
@@ -88,6 +111,7 @@ type Dispatcher struct {
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
 	wake     chan struct{} // Wake's signal to Run; one buffered, so wakes coalesce
+	health   *deliveryHealth
 }
 
 // NewDispatcher returns a Dispatcher. metrics may be nil.
@@ -97,7 +121,7 @@ func NewDispatcher(store *Store, n Notifier, lookup RuleLookup, opts Options, lo
 		metrics = NewMetrics(nil)
 	}
 	return &Dispatcher{store: store, notifier: n, rules: lookup, opts: opts, log: log, metrics: metrics, now: time.Now, sleep: sleepCtx,
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), health: &deliveryHealth{window: opts.DegradedFor, hasFallback: len(opts.Fallback) > 0}}
 }
 
 // Wake asks Run for a cycle now, for findings just stored: detect calls it
@@ -152,6 +176,11 @@ type Stats struct {
 	Folded      int // findings delivered in catch-up messages (included in Sent)
 	Escalations int // escalations delivered into their incident's thread
 	Remaining   int // findings still pending after the cycle
+	Expired     int // findings recorded as expired: not delivered within the horizon
+	Fallback    int // findings (times targets) the fallback took
+	// FallbackFailed counts findings (times targets) a fallback target
+	// failed to take (retried next cycle when the failure may pass).
+	FallbackFailed int
 }
 
 type msgKey struct {
@@ -295,13 +324,44 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 			return st, err
 		}
 	}
+	// Nothing drops out silently: what the horizon ends is recorded as
+	// expired, and what failed for good or expired goes to the fallback.
+	if err := d.expire(ctx, now, record, &st); err != nil {
+		return st, err
+	}
+	if err := d.fallbackStage(ctx, now, record, &st); err != nil {
+		return st, err
+	}
 	st.Remaining = st.Retrying
 	d.metrics.pending.Set(float64(st.Retrying))
-	if st.Messages+st.Silenced+st.Failed+st.Resolved+st.Retrying > 0 {
+	d.setDegraded()
+	if st.Messages+st.Silenced+st.Failed+st.Resolved+st.Retrying+st.Expired+st.Fallback+st.FallbackFailed > 0 {
 		d.log.Info("alerts delivered", "messages", st.Messages, "findings", st.Sent, "folded", st.Folded, "escalations", st.Escalations,
-			"silenced", st.Silenced, "retrying", st.Retrying, "failed", st.Failed, "resolved", st.Resolved)
+			"silenced", st.Silenced, "retrying", st.Retrying, "failed", st.Failed, "resolved", st.Resolved,
+			"expired", st.Expired, "fallback", st.Fallback, "fallback_failed", st.FallbackFailed)
 	}
 	return st, nil
+}
+
+// setDegraded sets the degraded gauge from DeliveryHealthy.
+func (d *Dispatcher) setDegraded() {
+	if d.DeliveryHealthy() != nil {
+		d.metrics.degraded.Set(1)
+	} else {
+		d.metrics.degraded.Set(0)
+	}
+}
+
+// noteFailure counts n findings (or resolutions) whose delivery failed for
+// good with err, and marks delivery degraded.
+func (d *Dispatcher) noteFailure(err error, n int) {
+	code := "error"
+	var de *DeliveryError
+	if errors.As(err, &de) && de.Code != "" {
+		code = de.Code
+	}
+	d.metrics.failures.WithLabelValues(d.notifier.Name(), code).Add(float64(n))
+	d.health.failed(d.now(), code, n)
 }
 
 // count adds the outcome of a message of n findings to st and returns it.
@@ -316,6 +376,7 @@ func (d *Dispatcher) count(st *Stats, err error, n int) string {
 		return OutcomeRetry
 	default:
 		st.Failed += n
+		d.noteFailure(err, n)
 		return OutcomeFailed
 	}
 }
@@ -394,14 +455,19 @@ func maxSeverity(ps []pending) string {
 	return best
 }
 
-// deliver sends m, retrying retryable failures up to Attempts times with
-// backoff (honouring Retry-After, capped at RetryMax).
+// deliver sends m through the notifier, retrying retryable failures up to
+// Attempts times with backoff (honouring Retry-After, capped at RetryMax).
 func (d *Dispatcher) deliver(ctx context.Context, m *Message) (Receipt, error) {
+	return d.deliverVia(ctx, d.notifier, d.notifier.Name(), m)
+}
+
+// deliverVia is deliver through n, named name in the final error.
+func (d *Dispatcher) deliverVia(ctx context.Context, n Notifier, name string, m *Message) (Receipt, error) {
 	delay := d.opts.RetryMin
 	var err error
 	for attempt := 1; attempt <= d.opts.Attempts; attempt++ {
 		var rec Receipt
-		rec, err = d.notifier.Notify(ctx, m)
+		rec, err = n.Notify(ctx, m)
 		if err == nil {
 			return rec, nil
 		}
@@ -417,7 +483,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) (Receipt, error) {
 		}
 		delay = min(delay*2, d.opts.RetryMax)
 	}
-	return Receipt{}, fmt.Errorf("deliver %s of rule %s to %s via %s: %w", m.Kind, m.RuleID, m.Channel, d.notifier.Name(), err)
+	return Receipt{}, fmt.Errorf("deliver %s of rule %s to %s via %s: %w", m.Kind, m.RuleID, m.Channel, name, err)
 }
 
 func isRetryable(err error) bool {
@@ -531,6 +597,9 @@ func (d *Dispatcher) resolveOne(ctx context.Context, now time.Time, r *rules.Rul
 	m.ThreadTS, m.UpdateTS, m.Repeats = in.ParentTS, in.ParentTS, in.Repeats
 	rec, err := d.deliver(ctx, m)
 	outcome := resolvedOutcome(err)
+	if outcome == OutcomeFailed {
+		d.noteFailure(err, 1)
+	}
 	if err != nil {
 		d.log.Warn("resolution note not delivered", "rule", in.RuleID, "group", in.GroupKey, "outcome", outcome, "err", err)
 	}
@@ -559,6 +628,9 @@ func (d *Dispatcher) resolveFolded(ctx context.Context, now time.Time, r *rules.
 	m.Folded = true
 	rec, err := d.deliver(ctx, m)
 	outcome := resolvedOutcome(err)
+	if outcome == OutcomeFailed {
+		d.noteFailure(err, len(rs))
+	}
 	if err != nil {
 		d.log.Warn("folded resolution note not delivered", "rule", m.RuleID, "channel", channel, "incidents", len(rs), "outcome", outcome, "err", err)
 	}
@@ -615,6 +687,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 type Metrics struct {
 	deliveries *prometheus.CounterVec
 	pending    prometheus.Gauge
+	failures   *prometheus.CounterVec
+	expired    prometheus.Counter
+	fallback   *prometheus.CounterVec
+	degraded   prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg, if not nil.
@@ -625,9 +701,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"notifier", "kind", "outcome"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "pending_findings",
 			Help: "Findings whose delivery failed in the last cycle and will be retried."}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "delivery_failures_total",
+			Help: "Findings (and resolution notes) whose delivery failed for good, by notifier and reason (the Slack error code: invalid_auth, channel_not_found, …)."},
+			[]string{"notifier", "reason"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "expired_total",
+			Help: "Findings not delivered within alerts.horizon, recorded as expired and handed to the fallback."}),
+		fallback: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "fallback_total",
+			Help: "Findings handed to a fallback target, by target (fallback-channel, fallback-webhook, fallback-file) and outcome (fallback, fallback_retry, fallback_failed)."},
+			[]string{"target", "outcome"}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "delivery_degraded",
+			Help: "1 while alert delivery is degraded: a finding failed for good or expired, or a fallback target failed, within the last 30 minutes (/readyz says why)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deliveries, m.pending)
+		reg.MustRegister(m.deliveries, m.pending, m.failures, m.expired, m.fallback, m.degraded)
 	}
 	return m
 }

@@ -64,6 +64,10 @@ type Message struct {
 	// GroupCounts is, for KindCatchup, how many findings each listed group
 	// (by GroupKey) had.
 	GroupCounts map[string]int
+	// FallbackReason, when set, marks a message sent to a fallback route and
+	// says why ("Delivery to #sec-alerts failed for good (channel_not_found);
+	// this is the fallback route."). Notifiers show it first.
+	FallbackReason string
 }
 
 // Receipt identifies a delivered message.

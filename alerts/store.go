@@ -78,14 +78,34 @@ type pending struct {
 	Attempts int
 }
 
+// finalOutcomes are the outcomes after which a finding is not pending any
+// more.
+const finalOutcomes = "'sent', 'failed', 'silenced', 'expired'"
+
 // Pending returns findings with status new, evaluated at or after since,
-// that have no final delivery outcome (sent, failed or silenced), oldest
-// first, with how many attempts were made so far.
+// that have no final delivery outcome (sent, failed, silenced or expired),
+// oldest first, with how many attempts were made so far.
 func (s *Store) Pending(ctx context.Context, since time.Time, limit int) ([]pending, error) {
+	return s.pendingBetween(ctx, since, time.Time{}, limit)
+}
+
+// Expired returns the findings Pending would return that were evaluated in
+// [since, before): those the horizon ends without a delivery.
+func (s *Store) Expired(ctx context.Context, since, before time.Time, limit int) ([]pending, error) {
+	return s.pendingBetween(ctx, since, before, limit)
+}
+
+// pendingBetween reads findings with status new evaluated at or after
+// since (and before before, unless zero) without a final outcome.
+func (s *Store) pendingBetween(ctx context.Context, since, before time.Time, limit int) ([]pending, error) {
+	upper := uint32(1<<32 - 1)
+	if !before.IsZero() {
+		upper = uint32(before.Unix())
+	}
 	q := "SELECT " + detect.FindingColumns + " FROM " +
-		s.db + ".findings FINAL WHERE status = 'new' AND eval_time >= toDateTime(?) AND finding_id NOT IN (SELECT finding_id FROM " + s.db +
-		".alert_deliveries WHERE outcome IN ('sent', 'failed', 'silenced') AND eval_time >= toDateTime(?)) ORDER BY eval_time, rule_id, value DESC LIMIT ?"
-	rows, err := s.conn.Query(ctx, q, uint32(since.Unix()), uint32(since.Unix()), uint64(limit))
+		s.db + ".findings FINAL WHERE status = 'new' AND eval_time >= toDateTime(?) AND eval_time < toDateTime(?) AND finding_id NOT IN (SELECT finding_id FROM " + s.db +
+		".alert_deliveries WHERE outcome IN ("+finalOutcomes+") AND eval_time >= toDateTime(?)) ORDER BY eval_time, rule_id, value DESC LIMIT ?"
+	rows, err := s.conn.Query(ctx, q, uint32(since.Unix()), upper, uint32(since.Unix()), uint64(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read pending findings: %w", err)
 	}
@@ -279,4 +299,80 @@ func (s *Store) ExpireSilence(ctx context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("no silence %q", id)
+}
+
+// FallbackPending returns the findings recorded since since as failed for
+// good or expired, each with the fallback targets that already took it or
+// refused it for good (Done) and the attempts of each target so far.
+// Resolution notes (no finding) are not included.
+func (s *Store) FallbackPending(ctx context.Context, since time.Time, limit int) ([]fallbackItem, error) {
+	rows, err := s.conn.Query(ctx, `SELECT finding_id,
+			argMaxIf(kind, seq, outcome IN ('failed', 'expired')) AS k,
+			argMaxIf(channel, seq, outcome IN ('failed', 'expired')) AS ch,
+			argMaxIf(outcome, seq, outcome IN ('failed', 'expired')) AS o,
+			argMaxIf(code, seq, outcome IN ('failed', 'expired')) AS c,
+			groupUniqArrayIf(notifier, outcome IN ('fallback', 'fallback_failed')) AS done,
+			groupArrayIf(notifier, outcome IN ('fallback', 'fallback_retry', 'fallback_failed')) AS tries
+		FROM `+s.db+`.alert_deliveries
+		WHERE attempted_at >= toDateTime(?) AND finding_id != ''
+		GROUP BY finding_id
+		HAVING countIf(outcome IN ('failed', 'expired')) > 0
+		ORDER BY finding_id
+		LIMIT ?`, uint32(since.Unix()), uint64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read findings for the fallback: %w", err)
+	}
+	byID := map[string]*fallbackItem{}
+	var ids []string
+	for rows.Next() {
+		it := &fallbackItem{Done: map[string]bool{}, Tries: map[string]int{}}
+		var id string
+		var done, tries []string
+		if err := rows.Scan(&id, &it.Kind, &it.Channel, &it.Outcome, &it.Code, &done, &tries); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read findings for the fallback: %w", err)
+		}
+		for _, t := range done {
+			it.Done[t] = true
+		}
+		for _, t := range tries {
+			it.Tries[t]++
+		}
+		byID[id] = it
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read findings for the fallback: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ids))
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		marks[i] = "?"
+		args = append(args, id)
+	}
+	frows, err := s.conn.Query(ctx, "SELECT "+detect.FindingColumns+" FROM "+s.db+".findings FINAL WHERE finding_id IN ("+strings.Join(marks, ", ")+
+		") ORDER BY eval_time, rule_id, value DESC", args...)
+	if err != nil {
+		return nil, fmt.Errorf("read findings for the fallback: %w", err)
+	}
+	defer frows.Close()
+	var out []fallbackItem
+	for frows.Next() {
+		f, err := detect.ScanFinding(frows)
+		if err != nil {
+			return nil, fmt.Errorf("read findings for the fallback: %w", err)
+		}
+		it := byID[f.ID]
+		if it == nil {
+			continue
+		}
+		it.Finding = f
+		out = append(out, *it)
+		delete(byID, f.ID) // FINAL: one row each, but be safe
+	}
+	return out, frows.Err()
 }

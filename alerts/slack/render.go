@@ -94,6 +94,9 @@ func renderParent(m *alerts.Message) ([]slack.Block, string) {
 // message of the incident (the replies are in its thread).
 func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
 	blocks := []slack.Block{header(m)}
+	if m.FallbackReason != "" && !parent {
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, ":warning: "+clean(m.FallbackReason, maxValue), false, false)))
+	}
 	if st := statusLine(m, parent); st != "" {
 		blocks = append(blocks, mdSection(st))
 	}
@@ -125,7 +128,11 @@ func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, text, false, false)))
 	}
 	blocks = append(blocks, tail...)
-	return blocks, fallbackText(m, parent)
+	text := fallbackText(m, parent)
+	if m.FallbackReason != "" && !parent {
+		text = "[fallback] " + text
+	}
+	return blocks, text
 }
 
 // lateLine says that the findings of m were found in late data: all of
