@@ -2,6 +2,8 @@ package rules
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +31,8 @@ type Set struct {
 	Rules []*Rule
 	// Files lists the files read, for change detection.
 	Files []string
+	// Hashes maps each file read to the SHA-256 (hex) of its bytes.
+	Hashes map[string]string
 }
 
 // Get returns the rule with id, or nil.
@@ -84,7 +88,7 @@ func LoadDir(dir string) (*Set, error) {
 // LoadFiles loads and validates the given rule files together (rule ids
 // must be unique across them).
 func LoadFiles(files []string) (*Set, error) {
-	set := &Set{Files: files}
+	set := &Set{Files: files, Hashes: map[string]string{}}
 	if len(files) == 0 {
 		// An empty directory is far more likely a mistake than a wish to
 		// detect nothing; refuse it so the running rules stay.
@@ -98,6 +102,7 @@ func LoadFiles(files []string) (*Set, error) {
 			continue
 		}
 		rs, ferrs := Parse(f, data)
+		set.Hashes[f] = FileHash(data)
 		errs = append(errs, ferrs...)
 		set.Rules = append(set.Rules, rs...)
 	}
@@ -114,6 +119,13 @@ func LoadFiles(files []string) (*Set, error) {
 	return set, nil
 }
 
+// FileHash is the SHA-256, in hex, of a rule file's bytes: Rule.Hash and
+// Set.Hashes.
+func FileHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (?:column (\d+): )?(.*)$`)
 
 // Parse parses and validates one rule file's content. It returns the rules
@@ -127,6 +139,7 @@ func Parse(file string, data []byte) ([]*Rule, Errors) {
 		return nil, Errors{fmt.Sprintf("%s:1:1: empty rule file (want `rules:`)", file)}
 	}
 	var errs Errors
+	hash := FileHash(data)
 	if err != nil {
 		var te *yaml.TypeError
 		if !asTypeErr(err, &te) {
@@ -140,7 +153,7 @@ func Parse(file string, data []byte) ([]*Rule, Errors) {
 		if r == nil {
 			continue
 		}
-		r.File = file
+		r.File, r.Hash = file, hash
 		for _, e := range r.decodeErrs {
 			errs = append(errs, positioned(file, e))
 		}
@@ -316,6 +329,10 @@ func (r *Rule) validate() []fieldErr {
 			bad("query", "query must be a single statement")
 		case !strings.Contains(q, "{from}") || !strings.Contains(q, "{to}"):
 			bad("query", "query must use {from} and {to} to read only the window")
+		default:
+			if msg := sqlGuard(q); msg != "" {
+				bad("query", "%s", msg)
+			}
 		}
 		if r.Timeout == 0 {
 			r.Timeout = Duration(30e9)

@@ -3,6 +3,7 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,69 @@ func TestEverySchedulesAreAligned(t *testing.T) {
 	at := time.Date(2026, 11, 27, 9, 37, 5, 0, time.UTC)
 	if got := rs[0].Sched().Next(at); !got.Equal(time.Date(2026, 11, 27, 9, 38, 0, 0, time.UTC)) {
 		t.Fatalf("@every 1m after 09:37:05 = %v, want 09:38:00", got)
+	}
+}
+
+func TestRuleFileHash(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(a, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(good)
+	set, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sha256 of the file bytes, hex: echo -n "$good" | sha256sum
+	want := FileHash([]byte(good))
+	if len(want) != 64 || set.Hashes[a] != want {
+		t.Fatalf("set hash %q, want %q", set.Hashes[a], want)
+	}
+	for _, r := range set.Rules {
+		if r.Hash != want {
+			t.Errorf("rule %s hash %q, want the file's %q", r.ID, r.Hash, want)
+		}
+	}
+	write(strings.Replace(good, "keys: [key_test]", "keys: [key_test, key_other]", 1))
+	set2, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := set2.Get("rotation").Hash; h == want || h != set2.Hashes[a] {
+		t.Errorf("after an edit: rule hash %q, old %q, file %q", h, want, set2.Hashes[a])
+	}
+}
+
+func TestSQLGuard(t *testing.T) {
+	tests := []struct {
+		name, query, wantErr string
+	}{
+		{"plain select", "SELECT key_id AS group, count() AS count FROM {db}.access_log WHERE ts >= {from} AND ts < {to} GROUP BY key_id", ""},
+		{"settings clause", "SELECT key_id AS group, count() AS count FROM {db}.access_log WHERE ts >= {from} AND ts < {to} GROUP BY key_id SETTINGS max_rows_to_read = 0", "must not set SETTINGS"},
+		{"settings lower case", "select 1 as group, 1 as count from {db}.access_log where ts >= {from} and ts < {to} settings readonly=0", "must not set SETTINGS"},
+		{"settings in a string is fine", "SELECT path AS group, count() AS count FROM {db}.access_log WHERE ts >= {from} AND ts < {to} AND path = '/v1/settings' GROUP BY path", ""},
+		{"settings in a comment is fine", "SELECT path AS group, count() AS count -- no settings here\nFROM {db}.access_log WHERE ts >= {from} AND ts < {to} GROUP BY path", ""},
+		{"remote", "SELECT 1 AS group, count() AS count FROM remote('10.0.0.1', default.t) WHERE ts >= {from} AND ts < {to}", "table function remote()"},
+		{"url", "SELECT 1 AS group, count() AS count FROM url ('http://x', CSV, 'a String') WHERE {from} < {to}", "table function url()"},
+		{"file", "SELECT 1 AS group, count() AS count FROM FILE('x.csv', CSV, 'a String') WHERE {from} < {to}", "table function FILE()"},
+		{"url as a column name is fine", "SELECT domain(url) AS group, count() AS count FROM {db}.t WHERE ts >= {from} AND ts < {to} GROUP BY group", ""},
+		{"insert", "INSERT INTO {db}.findings SELECT * FROM {db}.findings WHERE {from} < {to}", "must be a SELECT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			y := "rules:\n  - id: q\n    severity: low\n    schedule: \"@every 5m\"\n    type: sql\n    window: 5m\n    query: " + strconv.Quote(tt.query) + "\n"
+			_, errs := Parse("q.yaml", []byte(y))
+			got := strings.Join(errs, "\n")
+			if tt.wantErr == "" && got != "" {
+				t.Fatalf("refused: %s", got)
+			}
+			if tt.wantErr != "" && !strings.Contains(got, tt.wantErr) {
+				t.Fatalf("errors %q, want one containing %q", got, tt.wantErr)
+			}
+		})
 	}
 }

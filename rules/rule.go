@@ -94,7 +94,11 @@ type Rule struct {
 	EscalateTo string   `yaml:"escalate_to"`
 
 	// File is the file the rule came from; Line and Col its position.
-	File       string `yaml:"-"`
+	File string `yaml:"-"`
+	// Hash is the SHA-256 (hex) of the bytes of File as loaded: every run of
+	// the rule records it (rule_runs.rule_hash), so a change of the rule
+	// file — an exception added, a threshold raised — is visible.
+	Hash       string `yaml:"-"`
 	Line, Col  int    `yaml:"-"`
 	keyPos     map[string][2]int
 	badKeys    map[string]bool
