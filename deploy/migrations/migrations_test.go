@@ -158,3 +158,33 @@ func TestAnalystIsReadOnly(t *testing.T) {
 		t.Fatalf("want a readonly error (code 164), got %v", err)
 	}
 }
+
+// TestRuleHashMigrationRerun applies the statements of 0011 (rule_runs
+// rule_hash and findings_dropped) again on a migrated database, as after an
+// interrupted run, and checks the columns are there and documented.
+func TestRuleHashMigrationRerun(t *testing.T) {
+	conn := testenv.ClickHouse(t)
+	db := testenv.ScratchDB(t, conn)
+	ms, err := migrations.Load(db, migrations.Dialect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m11 *migrations.Migration
+	for i := range ms {
+		if ms[i].Version == 11 {
+			m11 = &ms[i]
+		}
+	}
+	if m11 == nil || m11.Name != "rule_runs_rule_hash" {
+		t.Fatalf("migration 0011_rule_runs_rule_hash not found")
+	}
+	again := []migrations.Migration{{Version: 9011, Name: "rerun_0011", Statements: m11.Statements, Checksum: "x"}}
+	if _, err := migrations.Apply(context.Background(), conn, db, again, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("0011 run again: %v", err)
+	}
+	for _, col := range []string{"rule_hash", "findings_dropped"} {
+		if n := testenv.Count(t, conn, "SELECT count() FROM system.columns WHERE database = ? AND table = 'rule_runs' AND name = ? AND comment != ''", db, col); n != 1 {
+			t.Errorf("rule_runs.%s: %d documented columns, want 1", col, n)
+		}
+	}
+}
