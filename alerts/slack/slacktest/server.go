@@ -169,6 +169,11 @@ type Failure struct {
 	// ("chat.update"), or to webhook requests with "webhook"; empty matches
 	// every request.
 	API string
+	// Channel limits the failure to Web API requests for this channel (as
+	// the client names it: "#sec-alerts" or an id), e.g. a channel_not_found
+	// for one route while another channel works; empty matches every
+	// channel.
+	Channel string
 	// Delay holds the answer back this long, or until the client gives up
 	// or the server closes: a Delay longer than the client's timeout
 	// simulates a hanging Slack. After the delay the request is answered
@@ -210,6 +215,19 @@ func SlackError(code string) Failure { return Failure{Error: code} }
 // Only returns f limited to requests for the Web API method api
 // ("chat.update") or, with "webhook", to webhook requests.
 func (f Failure) Only(api string) Failure { f.API = api; return f }
+
+// InChannel returns f limited to Web API requests for channel.
+func (f Failure) InChannel(channel string) Failure { f.Channel = channel; return f }
+
+// PermanentErrors are the Slack error codes a bot token's chat.postMessage
+// answers that no retry fixes; the dispatcher records them as failed and
+// hands the findings to its fallback.
+var PermanentErrors = []string{"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope",
+	"channel_not_found", "is_archived", "not_in_channel", "msg_too_long", "invalid_blocks"}
+
+// PermanentWebhookErrors are the errors an incoming webhook answers (with
+// the status in webhookStatus) that no retry fixes.
+var PermanentWebhookErrors = []string{"no_service", "channel_not_found", "channel_is_archived", "invalid_token", "action_prohibited", "team_disabled"}
 
 type failRule struct {
 	f    Failure
@@ -556,6 +574,9 @@ func (s *Server) failure(req *Request) Failure {
 		case fr.f.API == "webhook" && req.Webhook:
 		case fr.f.API == req.API && req.API != "":
 		default:
+			continue
+		}
+		if fr.f.Channel != "" && fr.f.Channel != req.Channel {
 			continue
 		}
 		fr.left--
