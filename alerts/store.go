@@ -104,7 +104,7 @@ func (s *Store) pendingBetween(ctx context.Context, since, before time.Time, lim
 	}
 	q := "SELECT " + detect.FindingColumns + " FROM " +
 		s.db + ".findings FINAL WHERE status = 'new' AND eval_time >= toDateTime(?) AND eval_time < toDateTime(?) AND finding_id NOT IN (SELECT finding_id FROM " + s.db +
-		".alert_deliveries WHERE outcome IN ("+finalOutcomes+") AND eval_time >= toDateTime(?)) ORDER BY eval_time, rule_id, value DESC LIMIT ?"
+		".alert_deliveries WHERE outcome IN (" + finalOutcomes + ") AND eval_time >= toDateTime(?)) ORDER BY eval_time, rule_id, value DESC LIMIT ?"
 	rows, err := s.conn.Query(ctx, q, uint32(since.Unix()), upper, uint32(since.Unix()), uint64(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read pending findings: %w", err)
