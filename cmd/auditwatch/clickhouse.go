@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -21,7 +20,9 @@ func openClickHouse(cfg ClickHouseConfig) (driver.Conn, error) {
 }
 
 // openClickHouseDB connects with db as the session database, so that
-// unqualified table names (in analysts' sql rules) resolve there.
+// unqualified table names (in analysts' sql rules) resolve there. With
+// cfg.TLS it speaks TLS (see tlsConfig); an unusable CA, certificate or key
+// file is an error here, before any connection.
 func openClickHouseDB(cfg ClickHouseConfig, db string) (driver.Conn, error) {
 	opts := &clickhouse.Options{
 		Addr:         cfg.Addr,
@@ -32,9 +33,11 @@ func openClickHouseDB(cfg ClickHouseConfig, db string) (driver.Conn, error) {
 		MaxOpenConns: cfg.MaxOpenConns,
 		MaxIdleConns: cfg.MaxOpenConns,
 	}
-	if cfg.TLS {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	tc, err := tlsConfig(cfg.TLS, cfg.TLSFiles)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
+	opts.TLS = tc
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)

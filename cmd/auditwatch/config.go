@@ -476,6 +476,9 @@ func (c *Config) validate() error {
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			errs = append(errs, fmt.Errorf("%s: tls_cert_file and tls_key_file go together", name))
 		}
+		if on := map[string]bool{"clickhouse": c.ClickHouse.TLS, "kafka": c.Kafka.TLS}[name]; !on && t != (TLSFiles{}) {
+			errs = append(errs, fmt.Errorf("%s: tls_* settings need tls: true (they never turn TLS on by themselves)", name))
+		}
 	}
 	if l := c.Detect.SQLRules; l.MaxExecutionTime < 0 || l.MaxMemoryUsage < 0 || l.MaxRowsToRead < 0 || l.MaxResultRows < 0 || l.MaxFindings < 0 {
 		errs = append(errs, errors.New("detect.sql_rules: limits must be 0 (the default) or more"))

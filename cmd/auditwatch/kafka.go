@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,12 +16,14 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
-// kafkaDialer builds the dialer for TLS and SASL settings.
+// kafkaDialer builds the dialer (used by readers, topic creation and the
+// readiness probe) for the TLS and SASL settings.
 func kafkaDialer(cfg KafkaConfig) (*kafka.Dialer, error) {
-	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
-	if cfg.TLS {
-		d.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	tc, err := tlsConfig(cfg.TLS, cfg.TLSFiles)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
+	d := &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tc}
 	mech, err := saslMechanism(cfg.SASL)
 	if err != nil {
 		return nil, err
@@ -31,11 +32,14 @@ func kafkaDialer(cfg KafkaConfig) (*kafka.Dialer, error) {
 	return d, nil
 }
 
+// kafkaTransport builds the transport of writers (gen) for the TLS and SASL
+// settings: the same as kafkaDialer's.
 func kafkaTransport(cfg KafkaConfig) (*kafka.Transport, error) {
-	t := &kafka.Transport{DialTimeout: 10 * time.Second}
-	if cfg.TLS {
-		t.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	tc, err := tlsConfig(cfg.TLS, cfg.TLSFiles)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
+	t := &kafka.Transport{DialTimeout: 10 * time.Second, TLS: tc}
 	mech, err := saslMechanism(cfg.SASL)
 	if err != nil {
 		return nil, err
@@ -44,6 +48,8 @@ func kafkaTransport(cfg KafkaConfig) (*kafka.Transport, error) {
 	return t, nil
 }
 
+// saslMechanism returns the SASL mechanism of cfg, nil for none. Its errors
+// never contain the password.
 func saslMechanism(cfg SASLConfig) (sasl.Mechanism, error) {
 	switch cfg.Mechanism {
 	case "":
@@ -57,7 +63,8 @@ func saslMechanism(cfg SASLConfig) (sasl.Mechanism, error) {
 		}
 		m, err := scram.Mechanism(algo, cfg.Username, cfg.Password)
 		if err != nil {
-			return nil, fmt.Errorf("kafka sasl %s: %w", cfg.Mechanism, err)
+			// The library's error quotes the password: not passed on.
+			return nil, fmt.Errorf("kafka sasl %s: username or password rejected by SASLprep (RFC 4013: no control or unassigned characters)", cfg.Mechanism)
 		}
 		return m, nil
 	}

@@ -9,6 +9,14 @@
 #   AW_KAFKA_PORT              PLAINTEXT listener on 127.0.0.1 (default 19092)
 #   AW_KAFKA_CONTROLLER_PORT   KRaft controller listener on 127.0.0.1 (default 19093)
 #   AW_KAFKA_HEAP              JVM heap options (default "-Xmx768m -Xms256m")
+#   AW_KAFKA_SASL_PORT         SASL_PLAINTEXT listener (default AW_KAFKA_PORT+2 = 19094; 0 = none)
+#   AW_KAFKA_SSL_PORT          SASL_SSL listener, client certificate required (default AW_KAFKA_PORT+3 = 19095; 0 = none)
+#
+# The SASL listeners accept SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN for the test user aw_sasl
+# (password aw_sasl_dev). The SASL_SSL listener's certificates come from a throwaway CA made
+# with openssl at the first start, in $AW_STATE/kafka/tls: ca.pem (trust it), server.pem (the
+# broker's key and certificate, for localhost and 127.0.0.1), client.pem + client.key (a client
+# certificate the broker accepts). A changed configuration restarts a running broker.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,11 +24,16 @@ STATE="${AW_STATE:-$REPO/.state}/kafka"
 PORT="${AW_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${AW_KAFKA_CONTROLLER_PORT:-19093}"
 HEAP="${AW_KAFKA_HEAP:--Xmx768m -Xms256m}"
+SASL_PORT="${AW_KAFKA_SASL_PORT:-$((PORT + 2))}"
+SSL_PORT="${AW_KAFKA_SSL_PORT:-$((PORT + 3))}"
+SASL_USER=aw_sasl
+SASL_PASSWORD=aw_sasl_dev
 POM="$REPO/deploy/kafka/pom.xml"
 LIBS="$STATE/libs"
 DATA="$STATE/data"
 CONF="$STATE/config"
 LOGS="$STATE/logs"
+TLS="$STATE/tls"
 PIDFILE="$STATE/kafka.pid"
 BOOTSTRAP="127.0.0.1:$PORT"
 START_TIMEOUT=90
@@ -87,18 +100,71 @@ kjava() {
         -cp "$LIBS/*" "$@"
 }
 
-write_conf() {
-    mkdir -p "$CONF" "$DATA" "$LOGS"
-    cat >"$CONF/server.properties" <<EOF
+# The broker's listeners: PLAINTEXT always, the SASL ones unless their port is 0.
+listeners_conf() {
+    local listeners="PLAINTEXT://127.0.0.1:$PORT" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" l
+    if ((SASL_PORT > 0)); then
+        listeners+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+        map+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+    fi
+    if ((SSL_PORT > 0)); then
+        listeners+=",SASL_SSL://127.0.0.1:$SSL_PORT"
+        map+=",SASL_SSL:SASL_SSL"
+    fi
+    echo "listeners=$listeners,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+    echo "advertised.listeners=$listeners"
+    echo "listener.security.protocol.map=$map"
+    if ((SASL_PORT > 0 || SSL_PORT > 0)); then
+        echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+        for l in sasl_plaintext sasl_ssl; do
+            echo "listener.name.$l.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            echo "listener.name.$l.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$SASL_PASSWORD\";"
+        done
+    fi
+    if ((SSL_PORT > 0)); then
+        echo "listener.name.sasl_ssl.ssl.keystore.type=PEM"
+        echo "listener.name.sasl_ssl.ssl.keystore.location=$TLS/server.pem"
+        echo "listener.name.sasl_ssl.ssl.truststore.type=PEM"
+        echo "listener.name.sasl_ssl.ssl.truststore.location=$TLS/ca.pem"
+        echo "listener.name.sasl_ssl.ssl.client.auth=required"
+    fi
+}
+
+# A throwaway CA, the broker's certificate (localhost, 127.0.0.1) and a client certificate,
+# made once; 10 years, so a long-lived state directory keeps working.
+make_certs() {
+    ((SSL_PORT > 0)) || return 0
+    [[ -f "$TLS/client.key" ]] && return 0
+    command -v openssl >/dev/null 2>&1 || die "openssl not found (needed for the SASL_SSL listener; or set AW_KAFKA_SSL_PORT=0)"
+    rm -rf "$TLS.tmp" && mkdir -p "$TLS.tmp"
+    (
+        cd "$TLS.tmp"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 -subj "/CN=auditwatch test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+        printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile server.ext -out server.crt
+        openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=auditwatch"
+        printf "extendedKeyUsage=clientAuth\n" >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile client.ext -out client.pem
+        cat server.key server.crt >server.pem # the PEM keystore: unencrypted PKCS#8 key, then the chain
+        rm -f ./*.csr ./*.ext ./*.srl server.key server.crt
+        chmod 600 ./*.key server.pem
+    ) >"$LOGS/openssl.log" 2>&1 || { cat "$LOGS/openssl.log" >&2; die "making the test certificates failed"; }
+    rm -rf "$TLS" && mv "$TLS.tmp" "$TLS"
+    log "test CA and certificates in $TLS"
+}
+
+server_properties() {
+    cat <<EOF
 # Generated by deploy/services/kafka.sh: single-node KRaft test broker.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+$(listeners_conf)
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$DATA
 num.partitions=4
 auto.create.topics.enable=true
@@ -118,6 +184,12 @@ num.io.threads=4
 log.cleaner.dedupe.buffer.size=33554432
 log.retention.hours=24
 EOF
+}
+
+write_conf() {
+    mkdir -p "$CONF" "$DATA" "$LOGS"
+    make_certs
+    server_properties >"$CONF/server.properties"
     cat >"$CONF/log4j2.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="warn">
@@ -160,13 +232,39 @@ format_storage() {
     done
     log "formatting storage (cluster id $cid)"
     kjava kafka.tools.StorageTool format -t "$cid" -c "$CONF/server.properties" \
+        -S "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+        -S "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" \
         >"$LOGS/format.log" 2>&1 || { cat "$LOGS/format.log" >&2; die "storage format failed"; }
+    touch "$DATA/.scram-users"
+}
+
+# SCRAM credentials of the test user, for storage formatted before they existed (once).
+ensure_scram_users() {
+    [[ -f "$DATA/.scram-users" ]] && return 0
+    local mech
+    log "adding SCRAM credentials for $SASL_USER"
+    for mech in SCRAM-SHA-256 SCRAM-SHA-512; do # one per request, or the broker refuses
+        kjava org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type users \
+            --entity-name "$SASL_USER" --add-config "$mech=[password=$SASL_PASSWORD]" \
+            >"$LOGS/scram.log" 2>&1 || { cat "$LOGS/scram.log" >&2; die "adding $mech credentials failed"; }
+    done
+    touch "$DATA/.scram-users"
+}
+
+# The running broker was started with the configuration this script writes now.
+conf_current() {
+    [[ -f "$CONF/server.properties" ]] && [[ "$(server_properties)" == "$(cat "$CONF/server.properties")" ]]
 }
 
 cmd_start() {
     if k_pid >/dev/null && answering; then
-        log "already running (pid $(k_pid)) on $BOOTSTRAP"
-        return 0
+        if conf_current; then
+            ensure_scram_users
+            log "already running (pid $(k_pid)) on $BOOTSTRAP"
+            return 0
+        fi
+        log "configuration changed (listeners); restarting"
+        cmd_stop
     fi
     if answering; then
         die "something else already answers on $BOOTSTRAP (not our pid file $PIDFILE)"
@@ -189,7 +287,10 @@ cmd_start() {
     local start=$SECONDS
     while ((SECONDS - start < START_TIMEOUT)); do
         if answering; then
+            ensure_scram_users
             log "up on $BOOTSTRAP (pid $(cat "$PIDFILE"), $((SECONDS - start)) s)"
+            if ((SASL_PORT > 0)); then log "SASL_PLAINTEXT on 127.0.0.1:$SASL_PORT (SCRAM-SHA-256/512, PLAIN; user $SASL_USER)"; fi
+            if ((SSL_PORT > 0)); then log "SASL_SSL on 127.0.0.1:$SSL_PORT (client certificate required; CA $TLS/ca.pem)"; fi
             return 0
         fi
         k_pid >/dev/null || break
