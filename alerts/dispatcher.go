@@ -110,8 +110,8 @@ type Dispatcher struct {
 	metrics  *Metrics
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
-	wake     chan struct{} // Wake's signal to Run; one buffered, so wakes coalesce
-	health   *deliveryHealth
+	wake     chan struct{}   // Wake's signal to Run; one buffered, so wakes coalesce
+	health   *deliveryHealth // metrics.health
 }
 
 // NewDispatcher returns a Dispatcher. metrics may be nil.
@@ -120,8 +120,9 @@ func NewDispatcher(store *Store, n Notifier, lookup RuleLookup, opts Options, lo
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
+	metrics.health.configure(opts.DegradedFor, len(opts.Fallback) > 0)
 	return &Dispatcher{store: store, notifier: n, rules: lookup, opts: opts, log: log, metrics: metrics, now: time.Now, sleep: sleepCtx,
-		wake: make(chan struct{}, 1), health: &deliveryHealth{window: opts.DegradedFor, hasFallback: len(opts.Fallback) > 0}}
+		wake: make(chan struct{}, 1), health: metrics.health}
 }
 
 // Wake asks Run for a cycle now, for findings just stored: detect calls it
@@ -683,8 +684,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Metrics are the alerting metrics.
+// Metrics are the alerting metrics. They also remember recent permanent
+// failures, expiries and fallback failures for DeliveryHealthy, so that a
+// command can register readiness before its Dispatcher exists.
 type Metrics struct {
+	health     *deliveryHealth
 	deliveries *prometheus.CounterVec
 	pending    prometheus.Gauge
 	failures   *prometheus.CounterVec
@@ -696,6 +700,7 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg, if not nil.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		health: &deliveryHealth{window: 30 * time.Minute},
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "auditwatch", Subsystem: "alerts", Name: "deliveries_total",
 			Help: "Findings delivered or not, by notifier, kind (alert, repeat, escalation, catchup, resolved) and outcome (sent, retry, failed, silenced)."},
 			[]string{"notifier", "kind", "outcome"}),
@@ -716,4 +721,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.deliveries, m.pending, m.failures, m.expired, m.fallback, m.degraded)
 	}
 	return m
+}
+
+// DeliveryHealthy returns nil while the alert delivery of the Dispatcher
+// using m works, else why it is degraded (see Dispatcher.DeliveryHealthy).
+// Before any Dispatcher uses m, and for a nil m, it returns nil. Safe for
+// concurrent use: detect's /readyz calls it.
+func (m *Metrics) DeliveryHealthy() error {
+	if m == nil {
+		return nil
+	}
+	return m.health.err(time.Now())
 }

@@ -70,23 +70,25 @@ func (t FallbackTarget) message(m *Message, reason string) *Message {
 // FileNotifier appends each message as one JSON line to a file, created
 // with mode 0600. The text it writes went through secret.Redact: no full
 // API key, Slack token or webhook URL. It is the fallback of last resort:
-// nothing outside the machine has to work.
+// nothing outside the machine has to work. The file is opened for each
+// message (they are rare), so it can be rotated by moving it away, and
+// there is nothing to close.
 type FileNotifier struct {
 	mu   sync.Mutex
-	f    *os.File
 	path string
 }
 
 var _ Notifier = (*FileNotifier)(nil)
 
-// OpenFileNotifier opens (creating with mode 0600, appending) the file at
-// path.
-func OpenFileNotifier(path string) (*FileNotifier, error) {
+// NewFileNotifier returns a FileNotifier appending to path, after checking
+// that the file can be opened for appending (creating it, mode 0600).
+func NewFileNotifier(path string) (*FileNotifier, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open fallback file: %w", err)
 	}
-	return &FileNotifier{f: f, path: path}, nil
+	f.Close()
+	return &FileNotifier{path: path}, nil
 }
 
 // Name returns FallbackFile.
@@ -94,9 +96,6 @@ func (n *FileNotifier) Name() string { return FallbackFile }
 
 // Path returns the file's path.
 func (n *FileNotifier) Path() string { return n.path }
-
-// Close closes the file.
-func (n *FileNotifier) Close() error { return n.f.Close() }
 
 // FileRecord is one line of a FileNotifier's file.
 type FileRecord struct {
@@ -144,7 +143,15 @@ func (n *FileNotifier) Notify(_ context.Context, m *Message) (Receipt, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, err := n.f.Write(append(line, '\n')); err != nil {
+	f, err := os.OpenFile(n.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return Receipt{}, &DeliveryError{Err: fmt.Errorf("open fallback file: %w", err), Retry: true, Code: "write"}
+	}
+	_, err = f.Write(append(line, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return Receipt{}, &DeliveryError{Err: fmt.Errorf("write fallback file %s: %w", n.path, err), Retry: true, Code: "write"}
 	}
 	return Receipt{}, nil
@@ -310,6 +317,13 @@ type deliveryHealth struct {
 	fbFailedAt  time.Time
 	fbTarget    string
 	hasFallback bool
+}
+
+// configure sets the window and whether a fallback exists.
+func (h *deliveryHealth) configure(window time.Duration, hasFallback bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.window, h.hasFallback = window, hasFallback
 }
 
 func (h *deliveryHealth) failed(now time.Time, code string, n int) {

@@ -105,10 +105,9 @@ func newFallbackRig(t *testing.T, e *env, webhookPrimary bool) *fallbackRig {
 		t.Fatal(err)
 	}
 	r.filePath = filepath.Join(t.TempDir(), "undelivered.jsonl")
-	if r.file, err = alerts.OpenFileNotifier(r.filePath); err != nil {
+	if r.file, err = alerts.NewFileNotifier(r.filePath); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.file.Close() })
 	targets := []alerts.FallbackTarget{
 		{Name: alerts.FallbackWebhook, Notifier: hook, Where: "webhook"},
 		{Name: alerts.FallbackFile, Notifier: r.file, Where: r.filePath},

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,34 +21,103 @@ import (
 	"github.com/auditwatch/auditwatch/rules"
 )
 
-// newNotifier builds the configured notifier: Slack when a token or webhook
-// is set (or notifier: slack), else the console. The returned closer closes
-// a console file.
+// newNotifier builds the configured notifier and checks the fallback
+// routes (alerts.fallback) against it. alerts.notifier is:
+//   - slack: the Slack bot token or webhook (the configuration requires one);
+//   - auto: the same when a token or webhook is set, and otherwise a startup
+//     error: alerts are never printed to standard output by accident;
+//   - console: standard output or alerts.console_path, only when asked for.
+//
+// The returned closer closes a console file.
 func newNotifier(cfg AlertsConfig, stdout io.Writer, log *slog.Logger) (alerts.Notifier, func(), error) {
-	useSlack := cfg.Notifier == "slack" || (cfg.Notifier == "auto" && (cfg.Slack.token != "" || cfg.Slack.webhookURL != ""))
-	if useSlack {
-		n, err := slack.New(slack.Config{Token: cfg.Slack.token, WebhookURL: cfg.Slack.webhookURL, APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, Logger: log})
+	hasSlack := cfg.Slack.token != "" || cfg.Slack.webhookURL != ""
+	var n alerts.Notifier
+	closer := func() {}
+	switch {
+	case cfg.Notifier == "slack" || (cfg.Notifier == "auto" && hasSlack):
+		sn, err := slack.New(slack.Config{Token: cfg.Slack.token, WebhookURL: cfg.Slack.webhookURL, APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, Logger: log})
 		if err != nil {
 			return nil, nil, err
 		}
-		return n, func() {}, nil
+		n = sn
+	case cfg.Notifier == "auto":
+		return nil, nil, errors.New("alerts.notifier auto: no Slack credentials (AUDITWATCH_SLACK_TOKEN or AUDITWATCH_SLACK_WEBHOOK_URL, " +
+			"or alerts.slack.token_file / webhook_url_file); alerts are not printed to standard output unless asked: " +
+			"set alerts.notifier: console (and alerts.console_path for a file), or alerts.enabled: false")
+	case cfg.ConsolePath == "":
+		n = alerts.NewConsole(stdout)
+	default:
+		f, err := os.OpenFile(cfg.ConsolePath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open alerts.console_path: %w", err)
+		}
+		n, closer = alerts.NewConsole(f), func() { f.Close() }
 	}
-	if cfg.ConsolePath == "" {
-		return alerts.NewConsole(stdout), func() {}, nil
+	if n.Name() == "console" && hasSlack && log != nil {
+		log.Warn("alerts.notifier console: Slack credentials are set but not used; set alerts.notifier: slack (or auto) to post to Slack")
 	}
-	f, err := os.OpenFile(cfg.ConsolePath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open alerts.console_path: %w", err)
+	if _, err := fallbackTargets(cfg, n); err != nil {
+		closer()
+		return nil, nil, err
 	}
-	return alerts.NewConsole(f), func() { f.Close() }, nil
+	return n, closer, nil
 }
 
+// fallbackTargets builds the fallback routes of alerts.fallback for the
+// primary notifier n: a channel (through n, which must be a Slack bot), a
+// second Slack incoming webhook, a JSON-lines file.
+func fallbackTargets(cfg AlertsConfig, n alerts.Notifier) ([]alerts.FallbackTarget, error) {
+	fb := cfg.Fallback
+	var ts []alerts.FallbackTarget
+	if fb.Channel != "" {
+		sn, ok := n.(*slack.Notifier)
+		if !ok || sn.Webhook() {
+			return nil, fmt.Errorf("alerts.fallback.channel %q: needs the Slack notifier with a bot token (a webhook posts only to its own channel; the console has no channels)", fb.Channel)
+		}
+		ts = append(ts, alerts.FallbackTarget{Name: alerts.FallbackChannel, Notifier: n, Channel: fb.Channel, Where: fb.Channel})
+	}
+	if fb.webhookURL != "" {
+		if fb.webhookURL == cfg.Slack.webhookURL {
+			return nil, errors.New("alerts.fallback: the fallback webhook is the primary webhook; use another channel's webhook")
+		}
+		hn, err := slack.New(slack.Config{WebhookURL: fb.webhookURL, Timeout: cfg.Slack.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("alerts.fallback webhook: %w", err)
+		}
+		ts = append(ts, alerts.FallbackTarget{Name: alerts.FallbackWebhook, Notifier: hn, Where: "webhook"})
+	}
+	if fb.File != "" {
+		fn, err := alerts.NewFileNotifier(fb.File)
+		if err != nil {
+			return nil, fmt.Errorf("alerts.fallback.file: %w", err)
+		}
+		ts = append(ts, alerts.FallbackTarget{Name: alerts.FallbackFile, Notifier: fn, Where: fb.File})
+	}
+	return ts, nil
+}
+
+// newDispatcher builds the dispatcher, with the fallback routes (checked
+// by newNotifier; a route that fails now is logged and left out).
 func newDispatcher(cfg Config, conn driver.Conn, n alerts.Notifier, lookup alerts.RuleLookup, log *slog.Logger, m *alerts.Metrics) *alerts.Dispatcher {
 	a := cfg.Alerts
+	fb, err := fallbackTargets(a, n)
+	if err != nil {
+		log.Error("alert fallback not usable; findings Slack refuses for good are only recorded and reported", "err", err)
+	}
+	names := make([]string, len(fb))
+	for i, t := range fb {
+		names[i] = t.Name + "=" + t.Where
+	}
+	switch {
+	case len(fb) > 0:
+		log.Info("alert fallback", "targets", strings.Join(names, ","))
+	case n.Name() != "console":
+		log.Warn("no alert fallback configured (alerts.fallback): findings Slack refuses for good or that expire are only recorded in alert_deliveries, counted and reported by /readyz")
+	}
 	return alerts.NewDispatcher(alerts.NewStore(conn, cfg.ClickHouse.Database), n, lookup, alerts.Options{
 		Router: alerts.Router{Routes: a.Routes, DefaultChannel: a.DefaultChannel}, Database: cfg.ClickHouse.Database,
 		PollInterval: a.PollInterval, Horizon: a.Horizon, IncidentTTL: a.IncidentTTL, MaxGroups: a.MaxGroups,
-		Attempts: a.Attempts, SendResolved: a.SendResolved, CatchupAfter: a.CatchupAfter,
+		Attempts: a.Attempts, SendResolved: a.SendResolved, CatchupAfter: a.CatchupAfter, Fallback: fb,
 	}, log, m)
 }
 
@@ -93,10 +164,13 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%d messages sent for %d findings via %s (%d in catch-up messages, %d escalations); %d silenced, %d failed, %d to retry, %d incidents resolved\n",
-		st.Messages, st.Sent, n.Name(), st.Folded, st.Escalations, st.Silenced, st.Failed, st.Retrying, st.Resolved)
-	if st.Retrying > 0 || st.Failed > 0 {
-		return fmt.Errorf("%d findings not delivered", st.Retrying+st.Failed)
+	fmt.Fprintf(stderr, "%d messages sent for %d findings via %s (%d in catch-up messages, %d escalations); %d silenced, %d failed, %d to retry, %d incidents resolved; %d expired (past alerts.horizon); %d handed to the fallback, %d fallback failures\n",
+		st.Messages, st.Sent, n.Name(), st.Folded, st.Escalations, st.Silenced, st.Failed, st.Retrying, st.Resolved, st.Expired, st.Fallback, st.FallbackFailed)
+	// Expired findings (older than the horizon when this flush ran) are
+	// reported above and recorded, not an error of this flush: a
+	// `detect --from` catch-up reaches back to the horizon's edge.
+	if st.Retrying > 0 || st.Failed > 0 || st.FallbackFailed > 0 {
+		return fmt.Errorf("%d findings not delivered (%d failed for good, %d to retry, %d fallback failures; see alert_deliveries)", st.Retrying+st.Failed, st.Failed, st.Retrying, st.FallbackFailed)
 	}
 	return nil
 }

@@ -81,13 +81,14 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	progress.IdleTimeout = cfg.Detect.IdleTimeout
 	sched.Watermarks, sched.Runs, sched.Late = progress, runner.Store, detect.NewProgressLog(conn, db)
 	sched.MaxWait, sched.ReplayLookback, sched.LateCheckInterval = cfg.Detect.MaxWait, cfg.Detect.ReplayLookback, cfg.Detect.LateCheckInterval
+	alertMetrics := alerts.NewMetrics(reg) // also says whether alert delivery is degraded, for /readyz
 	stopHTTP := func() {}
 	if cfg.Detect.HTTPListen != "" {
 		srv, ln, err := listenHTTP(HTTPConfig{Listen: cfg.Detect.HTTPListen, Pprof: cfg.HTTP.Pprof}, reg, func() error {
 			if sched.Rules() == nil {
 				return errors.New("rules not loaded")
 			}
-			return conn.Ping(ctx)
+			return errors.Join(conn.Ping(ctx), alertMetrics.DeliveryHealthy())
 		})
 		if err != nil {
 			return err
@@ -123,7 +124,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return nil
 		}
-		d := newDispatcher(cfg, conn, n, lookup, log, alerts.NewMetrics(reg))
+		d := newDispatcher(cfg, conn, n, lookup, log, alertMetrics)
 		runner.Stored = d.Wake // deliver as soon as an alert is stored
 		log.Info("delivering alerts", "notifier", n.Name(), "default_channel", cfg.Alerts.DefaultChannel, "routes", len(cfg.Alerts.Routes))
 		go func() {
