@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -249,4 +250,78 @@ func TestKafkaTLS(t *testing.T) {
 	t.Run("plaintext to the tls listener", func(t *testing.T) {
 		authFails(t, authConfig(addr, topic, "scram-sha-512", saslPassword), func(err error) bool { return err != nil }, "an error")
 	})
+}
+
+// TestKafkaTLSSCRAMThroughBinary runs `auditwatch gen --out kafka` and
+// `auditwatch ingest` against the SASL_SSL listener with SCRAM-SHA-512 and a
+// client certificate, configured in YAML with the password from the
+// environment: every generated event arrives in ClickHouse. With a wrong
+// password, ingest stays up, /readyz fails, and its log never holds the
+// password.
+func TestKafkaTLSSCRAMThroughBinary(t *testing.T) {
+	addr := needEnv(t, envKafkaSSL)
+	dir := kafkaTLSDir(t)
+	chAddr := testenv.ClickHouseAddr(t)
+	s := &stack{chAddr: chAddr, db: testenv.ScratchDB(t, testenv.Connect(t, chAddr)), brokers: []string{addr},
+		topic: testenv.Topic(t, testenv.Brokers(t), 2), group: testenv.RandomName("e2e-tls-")}
+	port := freePort(t)
+	cfg := s.config(t, port, "") // then the kafka line gets the TLS and SASL settings
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafkaLine := fmt.Sprintf("kafka: {brokers: [%s], topic: %s, group_id: %s, max_wait: 100ms, session_timeout: 6s, "+
+		"tls: true, tls_ca_file: %q, tls_cert_file: %q, tls_key_file: %q, tls_server_name: localhost, "+
+		"sasl: {mechanism: scram-sha-512, username: %s}}",
+		addr, s.topic, s.group, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"), saslUser)
+	lines := strings.Split(string(b), "\n")
+	replaced := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, "kafka:") {
+			lines[i], replaced = kafkaLine, true
+		}
+	}
+	if !replaced {
+		t.Fatalf("no kafka line in the stack's config:\n%s", b)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("AUDITWATCH_KAFKA_SASL_PASSWORD", saslPassword)
+	const n = 5000
+	s.gen(t, cfg, 41, n)
+	p := startIngest(t, cfg, port)
+	waitRows(t, chAddr, s.db, n, 90*time.Second)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) { return p.ready() == 200, "waiting for /readyz" })
+	p.stop(t)
+
+	wrong := "Wr0ng-" + testenv.RandomName("pw")
+	t.Setenv("AUDITWATCH_KAFKA_SASL_PASSWORD", wrong)
+	port2 := freePort(t)
+	cfg2 := strings.Replace(strings.Join(lines, "\n"), fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port2), 1)
+	path2 := filepath.Join(t.TempDir(), "wrong.yaml")
+	if err := os.WriteFile(path2, []byte(cfg2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := startIngest(t, path2, port2)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		return bad.status("/healthz") == 200 && bad.ready() == 503, "waiting for /readyz to report Kafka failing"
+	})
+	time.Sleep(3 * time.Second) // let the reader retry and log
+	bad.stop(t)
+	out := bad.log.String()
+	if strings.Contains(out, wrong) || strings.Contains(out, saslPassword) {
+		t.Fatalf("ingest log holds the SASL password:\n%s", tail(out, 3000))
+	}
+	if !strings.Contains(strings.ToLower(out), "sasl") && !strings.Contains(strings.ToLower(out), "authentication") {
+		t.Fatalf("ingest log does not say authentication failed:\n%s", tail(out, 3000))
+	}
+	genOut, err := exec.Command(binary, "gen", "--config", path2, "--out", "kafka", "--events", "10", "--scenarios", "none").CombinedOutput()
+	if err == nil {
+		t.Fatalf("gen with a wrong password succeeded:\n%s", genOut)
+	}
+	if strings.Contains(string(genOut), wrong) || !strings.Contains(string(genOut), "SASL Authentication Failed") {
+		t.Fatalf("gen's error: want SASL Authentication Failed without the password, got:\n%s", genOut)
+	}
 }
