@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/auditwatch
 STATE     ?= $(CURDIR)/.state
 export AW_STATE := $(STATE)
-TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092}
+TEST_ENV  := AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CH_PORT:-19000} AUDITWATCH_TEST_KAFKA=127.0.0.1:$${AW_KAFKA_PORT:-19092} AUDITWATCH_TEST_KAFKA_SASL=127.0.0.1:$${AW_KAFKA_SASL_PORT:-$$(($${AW_KAFKA_PORT:-19092}+2))} AUDITWATCH_TEST_KAFKA_SSL=127.0.0.1:$${AW_KAFKA_SSL_PORT:-$$(($${AW_KAFKA_PORT:-19092}+3))}
 
 .PHONY: all build services services-down chdb test test-unit fuzz demo bench bench-rules bench-summary bench-rollup-cost anomaly-eval alert-noise bench-micro bench-alert-latency vet clean
 
