@@ -27,9 +27,16 @@ type Engine struct {
 	log  *slog.Logger
 	// MaxGroups caps the groups one evaluation returns (default 1000).
 	MaxGroups int
+	// SQLConn runs `sql` rules (the rules user's connection); nil: the
+	// engine's connection.
+	SQLConn SQLConn
+	// SQLLimits bound each `sql` rule query (zero fields: DefaultSQLLimits).
+	SQLLimits SQLLimits
 	// RegistryTTL is how long the key registry read by one evaluation is
 	// reused by the next ones (default 0: read every time).
 	RegistryTTL time.Duration
+
+	sqlCheck limitsCheck
 
 	regMu sync.Mutex
 	reg   *registrySnapshot

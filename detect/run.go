@@ -29,6 +29,10 @@ type Runner struct {
 	// Stored, when set, is called after findings with status new were
 	// stored (e.g. to wake the alert dispatcher). It must not block.
 	Stored func()
+	// MaxFindings caps the findings one run stores (0: DefaultMaxFindings;
+	// negative: no cap). A run over it stores the most severe ones and one
+	// finding (group findings_cap=<cap>, severity high or more) saying so.
+	MaxFindings int
 }
 
 // Result is the outcome of one run.
@@ -37,7 +41,9 @@ type Result struct {
 	Alerts     int
 	Signals    int
 	Suppressed int
-	Duration   time.Duration
+	// Dropped counts the findings over MaxFindings that were not stored.
+	Dropped  int
+	Duration time.Duration
 }
 
 // Run evaluates r at tick.T, applies the cooldown as stored (a finding more
@@ -50,7 +56,13 @@ func (rn *Runner) Run(ctx context.Context, r *rules.Rule, tick Tick) (Result, er
 	t := tick.T.UTC().Truncate(time.Second)
 	fs, err := rn.Engine.Eval(ctx, r, t)
 	var res Result
+	produced := len(fs)
 	if err == nil {
+		maxF := rn.MaxFindings
+		if maxF == 0 {
+			maxF = DefaultMaxFindings
+		}
+		fs, res.Dropped = capFindings(r, WindowFor(r, t), fs, maxF)
 		ids := make([]string, len(fs))
 		for i := range fs {
 			fs[i].Trigger = tick.Trigger
@@ -68,9 +80,9 @@ func (rn *Runner) Run(ctx context.Context, r *rules.Rule, tick Tick) (Result, er
 		}
 	}
 	res.Findings, res.Duration = fs, time.Since(start)
-	rec := RunRecord{RuleID: r.ID, EvalTime: t, Window: WindowFor(r, t), Watermark: tick.Watermark, Complete: tick.Complete,
-		StartedAt: start.UTC(), Duration: res.Duration, Rows: len(fs),
-		Findings: res.Alerts, Signals: res.Signals, Suppressed: res.Suppressed, Err: err, Trigger: tick.Trigger}
+	rec := RunRecord{RuleID: r.ID, RuleHash: r.Hash, EvalTime: t, Window: WindowFor(r, t), Watermark: tick.Watermark, Complete: tick.Complete,
+		StartedAt: start.UTC(), Duration: res.Duration, Rows: produced,
+		Findings: res.Alerts, Signals: res.Signals, Suppressed: res.Suppressed, Dropped: res.Dropped, Err: err, Trigger: tick.Trigger}
 	if serr := rn.Store.SaveRun(context.WithoutCancel(ctx), rec); serr != nil && err == nil {
 		err = serr
 	}

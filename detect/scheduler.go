@@ -245,8 +245,15 @@ func (s *Scheduler) reload(ctx context.Context, first bool) error {
 			s.loop(ctx, l)
 		}()
 	}
+	prev := s.set
 	s.set, s.version = set, v
 	s.mu.Unlock()
+	if prev == nil {
+		for _, f := range set.Files {
+			s.log.Info("rule file loaded", "file", f, "hash", set.Hashes[f])
+		}
+	}
+	logRuleChanges(s.log, RuleChanges(prev, set))
 	s.metrics.reloads.WithLabelValues("success").Inc()
 	s.metrics.rulesLoaded.Set(float64(enabled))
 	s.log.Info("rules loaded", "dir", s.dir, "files", len(set.Files), "rules", len(set.Rules), "enabled", enabled)
@@ -434,7 +441,7 @@ func (s *Scheduler) RunOnce(ctx context.Context, r *rules.Rule, tick Tick) (res 
 			s.log.Error("rule evaluation panicked", "rule", r.ID, "eval_time", tick.T, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			err = fmt.Errorf("rule %s panicked: %v", r.ID, p)
 			if rn, ok := s.runner.(*Runner); ok {
-				_ = rn.Store.SaveRun(context.WithoutCancel(ctx), RunRecord{RuleID: r.ID, EvalTime: tick.T, Window: WindowFor(r, tick.T), StartedAt: time.Now().UTC(),
+				_ = rn.Store.SaveRun(context.WithoutCancel(ctx), RunRecord{RuleID: r.ID, RuleHash: r.Hash, EvalTime: tick.T, Window: WindowFor(r, tick.T), StartedAt: time.Now().UTC(),
 					Err: err, Trigger: tick.Trigger, Watermark: tick.Watermark, Complete: tick.Complete})
 			}
 		}
@@ -447,6 +454,10 @@ func (s *Scheduler) RunOnce(ctx context.Context, r *rules.Rule, tick Tick) (res 
 		return res, err
 	}
 	s.metrics.runs.WithLabelValues(r.ID, "success").Inc()
+	if res.Dropped > 0 {
+		s.log.Warn("rule produced more findings than detect.sql_rules.max_findings; the most severe were stored, with a findings_cap finding", "rule", r.ID, "eval_time", tick.T,
+			"produced", len(res.Findings)-1+res.Dropped, "dropped", res.Dropped, "rule_hash", r.Hash)
+	}
 	for _, f := range res.Findings {
 		s.metrics.findings.WithLabelValues(r.ID, f.Severity, f.Status).Inc()
 		if f.Status == StatusNew {

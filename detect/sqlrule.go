@@ -10,19 +10,32 @@ import (
 	"github.com/auditwatch/auditwatch/rules"
 )
 
-// sqlRule runs an analyst's SELECT with {from} and {to} bound to the window,
-// read-only and within the rule's timeout. The query must return a column
-// `group` and a numeric `count`, and may return `details`; unqualified table
-// names resolve in the configured database.
+// sqlRule runs an analyst's SELECT with {from} and {to} bound to the window
+// on the sql-rule connection (SQLConn, else the detector's), with readonly =
+// 2 and the limits of SQLLimits: max_execution_time (the rule's timeout,
+// capped), max_memory_usage, max_rows_to_read and max_result_rows, the
+// overflow modes throw. A query over a limit fails with an error naming it.
+// The query must return a column `group` and a numeric `count`, and may
+// return `details`; unqualified table names resolve in the configured
+// database.
 func (e *Engine) sqlRule(ctx context.Context, r *rules.Rule, w Window) ([]Finding, error) {
 	text := strings.NewReplacer("{from}", "toDateTime(@aw_from)", "{to}", "toDateTime(@aw_to)", "{db}", e.db).Replace(strings.TrimRight(strings.TrimSpace(r.Query), ";"))
-	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-		"readonly":           1,
-		"max_execution_time": int(r.Timeout.D().Seconds()),
-	}))
-	rows, err := e.conn.Query(qctx, text, clickhouse.Named("aw_from", uint32(w.From.Unix())), clickhouse.Named("aw_to", uint32(w.To.Unix())))
-	if err != nil {
+	conn := e.SQLConn
+	if conn == nil {
+		conn = e.conn
+	}
+	var revision uint64
+	if sv, err := conn.ServerVersion(); err == nil && sv != nil {
+		revision = sv.Revision
+	}
+	settings := e.SQLLimits.settings(r.Timeout.D(), revision)
+	if err := e.sqlCheck.verify(ctx, conn, settings); err != nil {
 		return nil, err
+	}
+	qctx := clickhouse.Context(ctx, clickhouse.WithSettings(settings))
+	rows, err := conn.Query(qctx, text, clickhouse.Named("aw_from", uint32(w.From.Unix())), clickhouse.Named("aw_to", uint32(w.To.Unix())))
+	if err != nil {
+		return nil, limitError(err, settings)
 	}
 	defer rows.Close()
 	cols := rows.Columns()
@@ -48,7 +61,7 @@ func (e *Engine) sqlRule(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 			vals[i] = newScanDest(t.ScanType())
 		}
 		if err := rows.Scan(vals...); err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
+			return nil, fmt.Errorf("scan: %w", limitError(err, settings))
 		}
 		group := fmt.Sprint(deref(vals[gi]))
 		count, err := toFloat(deref(vals[ci]))
@@ -79,5 +92,8 @@ func (e *Engine) sqlRule(ctx context.Context, r *rules.Rule, w Window) ([]Findin
 		escalate(r, &f)
 		out = append(out, f)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, limitError(err, settings)
+	}
+	return out, nil
 }

@@ -87,6 +87,7 @@ func (s *Store) SaveFindings(ctx context.Context, fs []Finding) error {
 // RunRecord is one row of rule_runs.
 type RunRecord struct {
 	RuleID     string
+	RuleHash   string // SHA-256 of the rule file run (rules.Rule.Hash)
 	EvalTime   time.Time
 	Window     Window    // the event window read
 	Watermark  time.Time // ingest watermark when the run started (zero: unknown)
@@ -97,6 +98,7 @@ type RunRecord struct {
 	Rows       int
 	Findings   int
 	Suppressed int
+	Dropped    int // findings over the per-run cap, not stored
 	Err        error
 	Trigger    string
 }
@@ -111,9 +113,9 @@ func (s *Store) SaveRun(ctx context.Context, r RunRecord) error {
 	if r.Complete {
 		complete = 1
 	}
-	err := s.conn.Exec(ctx, "INSERT INTO "+s.db+".rule_runs (rule_id, eval_time, window_start, window_end, watermark, complete, started_at, duration_ms, rows, findings, signals, suppressed, error, trigger) SELECT ?, toDateTime(?), toDateTime(?), toDateTime(?), toDateTime(?), toUInt8(?), toDateTime(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), ?, ?",
-		r.RuleID, uint32(r.EvalTime.Unix()), uint32(max(r.Window.From.Unix(), 0)), uint32(max(r.Window.To.Unix(), 0)), uint32(max(r.Watermark.Unix(), 0)), complete,
-		uint32(r.StartedAt.Unix()), uint32(r.Duration.Milliseconds()), uint32(r.Rows), uint32(r.Findings), uint32(r.Signals), uint32(r.Suppressed), msg, r.Trigger)
+	err := s.conn.Exec(ctx, "INSERT INTO "+s.db+".rule_runs (rule_id, rule_hash, eval_time, window_start, window_end, watermark, complete, started_at, duration_ms, rows, findings, signals, suppressed, findings_dropped, error, trigger) SELECT ?, ?, toDateTime(?), toDateTime(?), toDateTime(?), toDateTime(?), toUInt8(?), toDateTime(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), toUInt32(?), ?, ?",
+		r.RuleID, r.RuleHash, uint32(r.EvalTime.Unix()), uint32(max(r.Window.From.Unix(), 0)), uint32(max(r.Window.To.Unix(), 0)), uint32(max(r.Watermark.Unix(), 0)), complete,
+		uint32(r.StartedAt.Unix()), uint32(r.Duration.Milliseconds()), uint32(r.Rows), uint32(r.Findings), uint32(r.Signals), uint32(r.Suppressed), uint32(r.Dropped), msg, r.Trigger)
 	if err != nil {
 		return fmt.Errorf("save run of %s: %w", r.RuleID, err)
 	}

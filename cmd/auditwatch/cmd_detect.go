@@ -68,6 +68,12 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	runner.Engine.RegistryTTL = 5 * time.Second // key changes take effect within seconds
+	closeRules, err := boundSQLRules(cfg, runner.Engine)
+	if err != nil {
+		return err
+	}
+	defer closeRules()
+	runner.MaxFindings = cfg.Detect.SQLRules.MaxFindings
 
 	if *once != "" || *from != "" {
 		return detectOnce(ctx, runner, cfg.Detect.RulesDir, *once, *from, *to, *step, stdout, stderr)
@@ -245,4 +251,22 @@ func rangeOptions(from, to, step string, now time.Time) (detect.BacktestOptions,
 		o.Step = d
 	}
 	return o, nil
+}
+
+// boundSQLRules sets up how eng runs `sql` rules: with the detect.sql_rules
+// limits, and on a connection of their own as the rules user when
+// clickhouse.users.rules is configured (else on the engine's connection).
+// The returned func closes that connection.
+func boundSQLRules(cfg Config, eng *detect.Engine) (func(), error) {
+	lim := cfg.Detect.SQLRules
+	eng.SQLLimits = detect.SQLLimits{MaxExecutionTime: lim.MaxExecutionTime, MaxMemoryUsage: lim.MaxMemoryUsage, MaxRowsToRead: lim.MaxRowsToRead, MaxResultRows: lim.MaxResultRows}
+	if u, ok := cfg.ClickHouse.Users["rules"]; !ok || u.Username == "" {
+		return func() {}, nil
+	}
+	conn, err := openClickHouseDB(cfg.ClickHouse.For("rules"), cfg.ClickHouse.Database)
+	if err != nil {
+		return nil, fmt.Errorf("open the sql-rules connection: %w", err)
+	}
+	eng.SQLConn = conn
+	return func() { conn.Close() }, nil
 }

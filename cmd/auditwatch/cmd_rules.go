@@ -206,6 +206,11 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer conn.Close()
 	eng := detect.NewEngine(conn, cfg.ClickHouse.Database, keys.NewStore(conn, cfg.ClickHouse.Database), log)
 	eng.RegistryTTL = time.Hour // the registry as it is now, read once
+	closeRules, err := boundSQLRules(cfg, eng)
+	if err != nil {
+		return err
+	}
+	defer closeRules()
 	res, err := detect.Backtest(ctx, eng, set, opts)
 	if err != nil {
 		return err
