@@ -76,7 +76,7 @@ type SummaryConfig struct {
 // `alerts flush`).
 type AlertsConfig struct {
 	Enabled        bool           `yaml:"enabled"`
-	Notifier       string         `yaml:"notifier"`     // auto (slack when a token or webhook is set, else console), slack or console
+	Notifier       string         `yaml:"notifier"`     // auto (slack when a token or webhook is set, else a startup error), slack or console (only when configured)
 	ConsolePath    string         `yaml:"console_path"` // console notifier output file; "" = standard output
 	Slack          SlackConfig    `yaml:"slack"`
 	DefaultChannel string         `yaml:"default_channel"`
