@@ -60,8 +60,10 @@ CREATE USER OR REPLACE aw_keys IDENTIFIED WITH sha256_hash BY '{{KEYS_SHA256}}'
     HOST {{HOSTS}} DEFAULT DATABASE {{DB}};
 CREATE USER OR REPLACE aw_retention IDENTIFIED WITH sha256_hash BY '{{RETENTION_SHA256}}'
     HOST {{HOSTS}} DEFAULT DATABASE {{DB}};
+-- auditwatch migrate connects without a session database (the database may
+-- not exist yet on other setups); DEFAULT DATABASE gives it one it may use.
 CREATE USER OR REPLACE aw_migrate IDENTIFIED WITH sha256_hash BY '{{MIGRATE_SHA256}}'
-    HOST {{HOSTS}};
+    HOST {{HOSTS}} DEFAULT DATABASE {{DB}};
 CREATE USER OR REPLACE aw_analyst IDENTIFIED WITH sha256_hash BY '{{ANALYST_SHA256}}'
     HOST {{ANALYST_HOSTS}} DEFAULT DATABASE {{DB}} SETTINGS PROFILE 'aw_analyst_profile';
 
