@@ -207,6 +207,8 @@ func TestLimitsCheck(t *testing.T) {
 	for k, v := range s {
 		applied[k] = fmt.Sprint(v)
 	}
+	applied["max_rows_to_read"] = "1000000" // the probe's own row limits: it reads system.settings
+	applied["max_result_rows"] = "100000"
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
 		for a, b := range applied {
@@ -227,7 +229,7 @@ func TestLimitsCheck(t *testing.T) {
 		{"limits in force", applied, ""},
 		{"readonly=1 profile ignores them", ignored, "readonly is \"1\", want 2"},
 		{"overflow mode break truncates silently", with("result_overflow_mode", "break"), "result_overflow_mode is \"break\", want throw"},
-		{"a limit not applied", with("max_rows_to_read", "0"), "max_rows_to_read is \"0\", want 1000"},
+		{"a limit not applied", with("max_rows_to_read", "0"), "max_rows_to_read is \"0\", want 1000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

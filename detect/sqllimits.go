@@ -130,6 +130,15 @@ func (c *limitsCheck) verify(ctx context.Context, conn SQLConn, s clickhouse.Set
 	if c.ok {
 		return nil
 	}
+	// The probe reads system.settings itself: it runs under row limits
+	// large enough for that, which it checks the same way.
+	probe := clickhouse.Settings{}
+	for k, v := range s {
+		probe[k] = v
+	}
+	probe["max_rows_to_read"] = max(probe["max_rows_to_read"].(int), 1_000_000)
+	probe["max_result_rows"] = max(probe["max_result_rows"].(int), 1_000)
+	s = probe
 	rows, err := conn.Query(clickhouse.Context(ctx, clickhouse.WithSettings(s)), settingsProbe)
 	if err != nil {
 		return fmt.Errorf("check sql rule limits: %w", err)
