@@ -284,8 +284,9 @@ type RetentionConfig struct {
 	RuleRunsDays     int           `yaml:"rule_runs_days"`
 	ProgressDays     int           `yaml:"ingest_progress_days"` // ingest_progress
 	CheckInterval    time.Duration `yaml:"check_interval"`
-	// InIngest makes every ingester enforce retention too (the ingest user
-	// then needs the right to drop partitions). Off by default: run
+	// InIngest makes every ingester enforce retention too, on a connection
+	// as the retention user (clickhouse.users.retention, else the shared
+	// one), which must be allowed to drop partitions. Off by default: run
 	// `auditwatch retention --every` with the retention user instead.
 	InIngest bool `yaml:"in_ingest"`
 }
