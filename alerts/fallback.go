@@ -182,17 +182,18 @@ func (it *fallbackItem) reason() string {
 // findings for one target are grouped into one message per rule, outcome,
 // code and intended channel.
 func (d *Dispatcher) fallbackStage(ctx context.Context, now time.Time, record func([]Attempt) error, st *Stats) error {
-	items, err := d.store.FallbackPending(ctx, now.Add(-d.opts.FallbackLookback), 2000)
-	if err != nil {
-		return err
-	}
-	if len(items) == 0 {
-		return nil
-	}
 	if len(d.opts.Fallback) == 0 {
 		// Nothing takes them: they stay recorded as failed/expired, the
 		// metrics and readiness say so (noted when they failed).
 		return nil
+	}
+	names := make([]string, len(d.opts.Fallback))
+	for i, t := range d.opts.Fallback {
+		names[i] = t.Name
+	}
+	items, err := d.store.FallbackPending(ctx, now.Add(-d.opts.FallbackLookback), names, 2000)
+	if err != nil {
+		return err
 	}
 	for _, t := range d.opts.Fallback {
 		type gk struct{ rule, outcome, code, channel string }

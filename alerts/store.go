@@ -302,10 +302,21 @@ func (s *Store) ExpireSilence(ctx context.Context, id string) error {
 }
 
 // FallbackPending returns the findings recorded since since as failed for
-// good or expired, each with the fallback targets that already took it or
-// refused it for good (Done) and the attempts of each target so far.
-// Resolution notes (no finding) are not included.
-func (s *Store) FallbackPending(ctx context.Context, since time.Time, limit int) ([]fallbackItem, error) {
+// good or expired that some of targets (fallback target names) have not
+// dealt with yet, each with the targets that already took it or refused it
+// for good (Done) and the attempts of each target so far. Resolution notes
+// (no finding) are not included.
+func (s *Store) FallbackPending(ctx context.Context, since time.Time, targets []string, limit int) ([]fallbackItem, error) {
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	marks := make([]string, len(targets))
+	args := []any{uint32(since.Unix())}
+	for i, t := range targets {
+		marks[i] = "?"
+		args = append(args, t)
+	}
+	args = append(args, uint64(limit))
 	rows, err := s.conn.Query(ctx, `SELECT finding_id,
 			argMaxIf(kind, seq, outcome IN ('failed', 'expired')) AS k,
 			argMaxIf(channel, seq, outcome IN ('failed', 'expired')) AS ch,
@@ -316,9 +327,9 @@ func (s *Store) FallbackPending(ctx context.Context, since time.Time, limit int)
 		FROM `+s.db+`.alert_deliveries
 		WHERE attempted_at >= toDateTime(?) AND finding_id != ''
 		GROUP BY finding_id
-		HAVING countIf(outcome IN ('failed', 'expired')) > 0
-		ORDER BY finding_id
-		LIMIT ?`, uint32(since.Unix()), uint64(limit))
+		HAVING countIf(outcome IN ('failed', 'expired')) > 0 AND NOT hasAll(done, [`+strings.Join(marks, ", ")+`])
+		ORDER BY min(attempted_at), finding_id
+		LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read findings for the fallback: %w", err)
 	}
@@ -348,8 +359,8 @@ func (s *Store) FallbackPending(ctx context.Context, since time.Time, limit int)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, len(ids))
-	marks := make([]string, len(ids))
+	args = make([]any, 0, len(ids))
+	marks = make([]string, len(ids))
 	for i, id := range ids {
 		marks[i] = "?"
 		args = append(args, id)
