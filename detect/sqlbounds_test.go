@@ -253,3 +253,43 @@ func TestSQLRuleLimitsNotInForceRefused(t *testing.T) {
 		t.Fatalf("as a readonly=1 user: %v, want the limits refused as not in force", err)
 	}
 }
+
+// TestSQLRuleAsRulesUser runs sql rules as aw_rules, the rules user of
+// deploy/clickhouse/users.d (readonly = 2): the limits are in force, a rule
+// over one fails naming it, and DDL is refused.
+func TestSQLRuleAsRulesUser(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS auditwatch"); err != nil {
+		t.Fatal(err)
+	}
+	rulesUser, err := clickhouse.Open(&clickhouse.Options{Addr: []string{testenv.ClickHouseAddr(t)},
+		Auth: clickhouse.Auth{Database: "auditwatch", Username: "aw_rules", Password: "aw_rules_dev"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rulesUser.Close()
+	e.runner.Engine.SQLConn = rulesUser
+	r := mustRule(t, `  - id: numbers
+    severity: medium
+    schedule: "@every 5m"
+    type: sql
+    window: 5m
+    query: "SELECT toString(number) AS group, number AS count FROM system.numbers WHERE {from} < {to} LIMIT 3"
+`)
+	fs, err := e.runner.Engine.Eval(ctx, r, time.Now())
+	if err != nil || len(fs) != 2 { // counts 1 and 2 reach the threshold 1
+		t.Fatalf("as aw_rules: %d findings, %v", len(fs), err)
+	}
+	e.runner.Engine.SQLLimits = detect.SQLLimits{MaxRowsToRead: 10}
+	over := *r
+	over.Query = "SELECT toString(number) AS group, number AS count FROM system.numbers WHERE {from} < {to} LIMIT 100000"
+	if _, err := e.runner.Engine.Eval(ctx, &over, time.Now()); err == nil || !strings.Contains(err.Error(), "sql rule exceeded max_rows_to_read = 10") {
+		t.Fatalf("over max_rows_to_read as aw_rules: %v", err)
+	}
+	ddl := *r
+	ddl.Query = "CREATE TABLE auditwatch.aw_rules_probe ENGINE = Memory AS SELECT {from} AS a, {to} AS b"
+	if _, err := e.runner.Engine.Eval(ctx, &ddl, time.Now()); err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Fatalf("DDL as aw_rules: %v", err)
+	}
+}
