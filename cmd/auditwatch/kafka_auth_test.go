@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,6 +311,15 @@ func TestKafkaTLSSCRAMThroughBinary(t *testing.T) {
 		return bad.status("/healthz") == 200 && bad.ready() == 503, "waiting for /readyz to report Kafka failing"
 	})
 	time.Sleep(3 * time.Second) // let the reader retry and log
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), wrong) || !strings.Contains(string(body), "SASL Authentication Failed") {
+		t.Fatalf("/readyz: want SASL Authentication Failed without the password, got: %s", body)
+	}
 	bad.stop(t)
 	out := bad.log.String()
 	if strings.Contains(out, wrong) || strings.Contains(out, saslPassword) {
