@@ -47,15 +47,17 @@ kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$PO
 libs_ok() { [[ -f "$LIBS/.complete-$(kafka_version)" ]]; }
 
 cmd_install() {
-    if ! command -v kcat >/dev/null 2>&1; then
+    local pkg
+    for pkg in kcat openssl; do # openssl makes the SASL_SSL listener's test certificates
+        command -v "$pkg" >/dev/null 2>&1 && continue
         export DEBIAN_FRONTEND=noninteractive
-        if ! apt-cache show kcat >/dev/null 2>&1; then
+        if ! apt-cache show "$pkg" >/dev/null 2>&1; then
             log "apt-get update"
             apt-get update -qq
         fi
-        log "apt-get install kcat"
-        apt-get install -y -qq kcat >/dev/null 2>&1 || die "apt-get install kcat failed"
-    fi
+        log "apt-get install $pkg"
+        apt-get install -y -qq "$pkg" >/dev/null 2>&1 || die "apt-get install $pkg failed"
+    done
     command -v java >/dev/null 2>&1 || die "java not found (Kafka 4.x needs Java 17+)"
     if libs_ok; then
         log "Kafka $(kafka_version) jars already in $LIBS"
