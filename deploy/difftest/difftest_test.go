@@ -1,0 +1,244 @@
+package difftest_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/auditwatch/auditwatch/alerts"
+	"github.com/auditwatch/auditwatch/deploy/difftest"
+	"github.com/auditwatch/auditwatch/deploy/migrations"
+	"github.com/auditwatch/auditwatch/deploy/testenv"
+	"github.com/auditwatch/auditwatch/deploy/testenv/benchdata"
+	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/detect/summary"
+	"github.com/auditwatch/auditwatch/ingest/gen"
+	"github.com/auditwatch/auditwatch/ingest/retention"
+	"github.com/auditwatch/auditwatch/rules"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// httpURL is the HTTP interface of the test server: AUDITWATCH_TEST_CLICKHOUSE_HTTP,
+// else the native address's host with AW_CH_HTTP_PORT (default 18123, as
+// deploy/services/clickhouse.sh starts it).
+func httpURL(t *testing.T, native string) string {
+	if v := os.Getenv("AUDITWATCH_TEST_CLICKHOUSE_HTTP"); v != "" {
+		return "http://" + v + "/"
+	}
+	host, _, err := net.SplitHostPort(native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := os.Getenv("AW_CH_HTTP_PORT")
+	if port == "" {
+		port = "18123"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+func needChdb(t *testing.T) {
+	if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
+		}
+		t.Skip("chdb not installed: run deploy/chdb/install.sh")
+	}
+}
+
+// TestEveryStatementOnBothEngines captures every statement the product
+// sends while it runs — every test case of the default rule pack (every
+// rule type) with each finding's investigate query, and a generated history
+// through ingest, the key registry, every rule's scheduled run (cooldown
+// reads, findings and rule_runs writes), the watermark and late-data reads,
+// the usage summary, an alert delivery cycle, silences and retention — then
+// runs the same statements on the same data in current ClickHouse (chdb)
+// and compares each answer with 18.16's. The migrations run on each engine
+// in its own dialect.
+func TestEveryStatementOnBothEngines(t *testing.T) {
+	addr := testenv.ClickHouseAddr(t)
+	needChdb(t)
+	admin := testenv.Connect(t, addr)
+	ctx := context.Background()
+	run := fmt.Sprintf("awdiff_%d", time.Now().UnixNano())
+	s := &difftest.Session{Admin: admin, HTTP: difftest.HTTP{URL: httpURL(t, addr)}}
+	// Warm the query log so that system.query_log exists.
+	if err := admin.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+		t.Fatal(err)
+	}
+
+	// 1. Every case of the default pack, in the database each case builds.
+	var version string
+	if err := admin.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	dialect, err := migrations.DialectFor(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caseN := 0
+	var cur *difftest.Recorder
+	var addErrs []string
+	tr := &detect.TestRunner{Conn: admin, Dialect: dialect, Log: quiet,
+		Open: func(db string) (driver.Conn, error) {
+			caseN++
+			r, err := difftest.OpenRecorder(addr, db, fmt.Sprintf("%s_c%03d", run, caseN))
+			cur = r
+			return r, err
+		},
+		Inspect: func(ctx context.Context, c driver.Conn, db string, r *rules.Rule, fs []detect.Finding) []string {
+			for _, f := range fs {
+				q := alerts.InvestigateQuery(db, r, []detect.Finding{f})
+				rows, err := c.Query(ctx, q)
+				if err != nil {
+					return []string{fmt.Sprintf("investigate query: %v", err)}
+				}
+				rows.Close()
+			}
+			if err := s.Add(ctx, fmt.Sprintf("pack %s #%d", r.ID, caseN), db, cur); err != nil {
+				addErrs = append(addErrs, err.Error())
+			}
+			return nil
+		}}
+	results, err := tr.RunDir(ctx, filepath.Join(testenv.RepoRoot(t), "rules", "pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]bool{}
+	for _, r := range results {
+		if !r.Passed {
+			t.Errorf("pack test %s:%d %s: %s", filepath.Base(r.File), r.Line, r.Name, strings.Join(r.Errors, "; "))
+		}
+	}
+	set, err := rules.LoadDir(filepath.Join(testenv.RepoRoot(t), "rules", "pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range set.Rules {
+		types[r.Type] = true
+	}
+	for _, e := range addErrs {
+		t.Error(e)
+	}
+
+	// 2. A generated history through every other reader and writer.
+	db := testenv.ScratchDB(t, admin)
+	rec, err := difftest.OpenRecorder(addr, db, run+"_hist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	benchdata.Ingest(t, rec, db, gen.Config{Seed: 11, Start: start, Duration: 6 * 24 * time.Hour, Events: 60_000, Scenarios: []string{gen.ScenarioAll}})
+	evalAt := start.Add(5*24*time.Hour + 13*time.Hour)
+	reg := keys.NewStore(rec, db)
+	if _, err := reg.All(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runner := &detect.Runner{Engine: detect.NewEngine(rec, db, reg, quiet), Store: detect.NewStore(rec, db)}
+	var found []detect.Finding
+	for _, r := range set.Rules {
+		for _, at := range []time.Time{evalAt, evalAt.Add(time.Hour)} {
+			res, err := runner.Run(ctx, r, detect.Tick{T: at, Trigger: detect.TriggerManual})
+			if err != nil {
+				t.Errorf("rule %s: %v", r.ID, err)
+			}
+			found = append(found, res.Findings...)
+		}
+	}
+	if len(found) == 0 {
+		t.Fatal("the generated history produced no finding: the alert reads would not be exercised")
+	}
+	if _, err := detect.NewProgress(rec, db).Watermark(ctx, evalAt); err != nil {
+		t.Errorf("watermark: %v", err)
+	}
+	pl := detect.NewProgressLog(rec, db)
+	if head, err := pl.Head(ctx); err != nil {
+		t.Errorf("progress head: %v", err)
+	} else if _, _, err := pl.Arrivals(ctx, max(head, 1)-1, evalAt.Add(-time.Hour), evalAt); err != nil {
+		t.Errorf("arrivals: %v", err)
+	}
+	for _, period := range []string{"24h", "7d"} {
+		if _, err := summary.NewBuilder(rec, db, reg).Build(ctx, summary.Options{Period: period, To: evalAt}); err != nil {
+			t.Errorf("summary %s: %v", period, err)
+		}
+	}
+	astore := alerts.NewStore(rec, db)
+	sl := alerts.Silence{ID: alerts.NewSilenceID(), RuleID: found[0].RuleID, KeyID: found[0].Group["key_id"],
+		Reason: "difftest", CreatedBy: "difftest", StartsAt: evalAt.Add(-time.Hour), EndsAt: evalAt.Add(24 * time.Hour)}
+	if err := astore.AddSilence(ctx, sl); err != nil {
+		t.Errorf("add silence: %v", err)
+	}
+	lookup := func(id string) *rules.Rule { return set.Get(id) }
+	d := alerts.NewDispatcher(astore, alerts.NewConsole(io.Discard), lookup, alerts.Options{Database: db, Horizon: 365 * 24 * time.Hour}, quiet, nil)
+	if _, err := d.Cycle(ctx); err != nil {
+		t.Errorf("alert cycle: %v", err)
+	}
+	if _, err := astore.Silences(ctx, evalAt.Add(-48*time.Hour)); err != nil {
+		t.Errorf("silences: %v", err)
+	}
+	for _, f := range found[:min(len(found), 20)] {
+		q := alerts.InvestigateQuery(db, set.Get(f.RuleID), []detect.Finding{f})
+		rows, err := rec.Query(ctx, q)
+		if err != nil {
+			t.Errorf("investigate %s: %v", f.RuleID, err)
+			continue
+		}
+		rows.Close()
+	}
+	if err := s.Add(ctx, "generated history", db, rec); err != nil {
+		t.Fatal(err)
+	}
+
+	// 3. Retention changes the data: chdb replays it in order from the data
+	// as it was before, and the counts read after it are compared.
+	before, err := s.Snapshot(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rrec := difftest.NewRecorder(rec.Conn, run+"_ret")
+	ret := retention.New(rrec, db, retention.Policy{"access_log": 3, "ingest_errors": 3, "key_usage": 3, "findings": 0, "rule_runs": 0}, quiet)
+	dropped, err := ret.Enforce(ctx, start.Add(6*24*time.Hour))
+	if err != nil {
+		t.Errorf("retention: %v", err)
+	}
+	if len(dropped) == 0 {
+		t.Error("retention dropped nothing: its statements would not be proved")
+	}
+	for _, table := range []string{"access_log", "key_usage", "ingest_errors", "findings"} {
+		var n uint64
+		if err := rrec.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s.%s", db, table)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddOrdered(ctx, "retention", db, rrec, before); err != nil {
+		t.Fatal(err)
+	}
+
+	// 4. Replay everything in current ClickHouse.
+	counts := s.Statements()
+	t.Logf("captured %d SELECT, %d INSERT and %d other statements (%d rule types)", counts["select"], counts["insert"], counts["other"], len(types))
+	if len(types) < 8 || counts["select"] < 100 || counts["insert"] == 0 || counts["other"] == 0 {
+		t.Errorf("too little captured to prove anything: %v, rule types %v", counts, types)
+	}
+	root := testenv.RepoRoot(t)
+	chdbVersion, problems, err := s.Replay(ctx, "python3", filepath.Join(root, "deploy", "chdb", "diff.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ClickHouse %s vs chdb %s: %d problems", version, chdbVersion, len(problems))
+	for _, p := range problems {
+		t.Error(p.String())
+	}
+}
