@@ -24,8 +24,10 @@ import (
 // run as aw_ingest is refused. The shared clickhouse.username is a user that
 // does not exist, so a command falling back to it fails.
 //
-// Every event is dated 2001-01-05, a day no other data has, and what the test
-// wrote is removed as the default user at the end.
+// Every event is dated 2000-01-05, a day no other data has (the SQL-level
+// test in deploy/clickhouse uses January 2001, after this test's retention
+// cutoff, so the two can run at once), and what the test wrote is removed as
+// the default user at the end.
 func TestComponentUsersEndToEnd(t *testing.T) {
 	addr := testenv.ClickHouseAddr(t)
 	brokers := testenv.Brokers(t)
@@ -34,12 +36,12 @@ func TestComponentUsersEndToEnd(t *testing.T) {
 	const db = "auditwatch"
 	topic := testenv.Topic(t, brokers, 2)
 	marker := testenv.RandomName("aw_priv_e2e_")
-	day := time.Date(2001, 1, 5, 0, 0, 0, 0, time.UTC)
+	day := time.Date(2000, 1, 5, 0, 0, 0, 0, time.UTC)
 	const events = 400
 	t.Cleanup(func() {
 		for _, q := range []string{
-			"ALTER TABLE auditwatch.access_log DROP PARTITION 20010105",
-			"ALTER TABLE auditwatch.key_usage DROP PARTITION 200101",
+			"ALTER TABLE auditwatch.access_log DROP PARTITION 20000105",
+			"ALTER TABLE auditwatch.key_usage DROP PARTITION 200001",
 			fmt.Sprintf("ALTER TABLE auditwatch.ingest_progress DELETE WHERE topic = '%s'", topic),
 			fmt.Sprintf("ALTER TABLE auditwatch.ingest_errors DELETE WHERE topic = '%s'", topic),
 			fmt.Sprintf("ALTER TABLE auditwatch.keys DELETE WHERE key_id = '%s'", marker),
@@ -70,11 +72,12 @@ http: {listen: "127.0.0.1:%d"}
 		}
 		return path
 	}
-	// Ingest keeps everything (so 2001 is not too old to store); the
-	// retention job keeps ten years of access_log and the rollup, the rest
-	// forever, so that it touches nothing but this test's day.
+	// Ingest keeps everything (so 2000 is not too old to store); the
+	// retention job keeps access_log and the rollup back to mid-2000, the
+	// rest forever, so that it touches nothing but this test's day.
 	ingestCfg := writeCfg("ingest.yaml", "{access_log_days: 0, check_interval: 1s}")
-	retCfg := writeCfg("retention.yaml", "{access_log_days: 3650, ingest_errors_days: 0, rollup_days: 3650, findings_days: 0, rule_runs_days: 0, ingest_progress_days: 0}")
+	keep := int(time.Since(time.Date(2000, 6, 1, 0, 0, 0, 0, time.UTC)) / (24 * time.Hour))
+	retCfg := writeCfg("retention.yaml", fmt.Sprintf("{access_log_days: %d, ingest_errors_days: 0, rollup_days: %d, findings_days: 0, rule_runs_days: 0, ingest_progress_days: 0}", keep, keep))
 
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(binary, args...)
@@ -91,11 +94,12 @@ http: {listen: "127.0.0.1:%d"}
 		t.Fatalf("gen: %v\n%s", err, out)
 	}
 	countDay := func() uint64 {
-		return testenv.Count(t, admin, "SELECT uniqExact(request_id) FROM auditwatch.access_log WHERE toDate(ts) = '2001-01-05'")
+		return testenv.Count(t, admin, "SELECT uniqExact(request_id) FROM auditwatch.access_log WHERE toDate(ts) = '2000-01-05'")
 	}
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := countDay()
-		return n == events, fmt.Sprintf("%d of %d events stored by aw_ingest", n, events)
+		dl := testenv.Count(t, admin, "SELECT count() FROM auditwatch.ingest_errors WHERE topic = ?", topic)
+		return n == events, fmt.Sprintf("%d of %d events stored by aw_ingest, %d dead letters", n, events, dl)
 	})
 	// Retention is not the ingester's job any more: with check_interval 1s
 	// it would have run by now if it were.
@@ -146,7 +150,7 @@ http: {listen: "127.0.0.1:%d"}
 	}()
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := countDay()
-		return n == 0, fmt.Sprintf("%d events of 2001-01-05 left; retention log:\n%s", n, rlog.String())
+		return n == 0, fmt.Sprintf("%d events of 2000-01-05 left; retention log:\n%s", n, rlog.String())
 	})
 	_ = job.Process.Signal(syscall.SIGTERM)
 	select {
@@ -157,7 +161,7 @@ http: {listen: "127.0.0.1:%d"}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("retention --every did not stop within 15s of SIGTERM\n%s", rlog.String())
 	}
-	for _, want := range []string{"dropped expired partition", "partition=20010105", "retention stopped"} {
+	for _, want := range []string{"dropped expired partition", "partition=20000105", "retention stopped"} {
 		if !strings.Contains(rlog.String(), want) {
 			t.Errorf("retention log lacks %q:\n%s", want, rlog.String())
 		}
