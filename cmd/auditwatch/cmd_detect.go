@@ -40,7 +40,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log := newLogger(cfg.Log, stderr)
 	if *migrateFirst {
-		admin, err := openClickHouse(cfg.ClickHouse.For("migrate"))
+		admin, err := openMigrate(cfg.ClickHouse) // as aw_migrate, no session database (see cmd_migrate.go)
 		if err != nil {
 			return err
 		}
