@@ -13,6 +13,7 @@ package difftest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,31 @@ type Statement struct {
 	ID    string // query id
 	Query string // final text, values bound
 	Error string // the server's exception, when it failed on 18.16
+	// Settings are the query's own settings that change what or how much
+	// it may do (readonly and the limits of sql rules), as sent.
+	Settings map[string]string
+}
+
+// replayedSettings are the per-query settings replayed on the other
+// engine: the ones that decide whether a statement may run at all.
+var replayedSettings = []string{"readonly", "max_execution_time", "max_memory_usage", "max_rows_to_read", "max_result_rows"}
+
+// WithSettings returns the query with its Settings as a SETTINGS clause,
+// for an engine that cannot take them apart from the text (chdb).
+func (s Statement) WithSettings() string {
+	if len(s.Settings) == 0 {
+		return s.Query
+	}
+	keys := make([]string, 0, len(s.Settings))
+	for k := range s.Settings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " = " + s.Settings[k]
+	}
+	return strings.TrimRight(strings.TrimSpace(s.Query), ";") + "\nSETTINGS " + strings.Join(parts, ", ")
 }
 
 // Kind classifies the statement by its first keyword: select (SELECT or
@@ -127,7 +153,7 @@ func captured(ctx context.Context, admin driver.Conn, prefix string) ([]Statemen
 		return nil, fmt.Errorf("flush query_log: %w", err)
 	}
 	// type: 2 finished, 3 failed before start, 4 failed while running.
-	rows, err := admin.Query(ctx, `SELECT query_id, any(query), anyIf(exception, type IN (3, 4))
+	rows, err := admin.Query(ctx, `SELECT query_id, any(query), anyIf(exception, type IN (3, 4)), any(Settings.Names), any(Settings.Values)
 		FROM system.query_log
 		WHERE query_id LIKE ? AND type IN (2, 3, 4)
 		GROUP BY query_id ORDER BY query_id`, strings.ReplaceAll(prefix, "_", `\_`)+`\_%`)
@@ -138,8 +164,17 @@ func captured(ctx context.Context, admin driver.Conn, prefix string) ([]Statemen
 	var out []Statement
 	for rows.Next() {
 		var s Statement
-		if err := rows.Scan(&s.ID, &s.Query, &s.Error); err != nil {
+		var names, values []string
+		if err := rows.Scan(&s.ID, &s.Query, &s.Error, &names, &values); err != nil {
 			return nil, fmt.Errorf("read query_log: %w", err)
+		}
+		for i, n := range names {
+			if slices.Contains(replayedSettings, n) && i < len(values) {
+				if s.Settings == nil {
+					s.Settings = map[string]string{}
+				}
+				s.Settings[n] = values[i]
+			}
 		}
 		out = append(out, s)
 	}

@@ -228,8 +228,8 @@ func TestEveryStatementOnBothEngines(t *testing.T) {
 
 	// 4. Replay everything in current ClickHouse.
 	counts := s.Statements()
-	t.Logf("captured %d SELECT, %d INSERT and %d other statements (%d rule types)", counts["select"], counts["insert"], counts["other"], len(types))
-	if len(types) < 8 || counts["select"] < 100 || counts["insert"] == 0 || counts["other"] == 0 {
+	t.Logf("captured %d SELECT, %d INSERT and %d other statements (%d rule types; %d with readonly and limits, replayed with them)", counts["select"], counts["insert"], counts["other"], len(types), counts["readonly"])
+	if len(types) < 8 || counts["select"] < 100 || counts["insert"] == 0 || counts["other"] == 0 || counts["readonly"] == 0 {
 		t.Errorf("too little captured to prove anything: %v, rule types %v", counts, types)
 	}
 	root := testenv.RepoRoot(t)
@@ -240,5 +240,48 @@ func TestEveryStatementOnBothEngines(t *testing.T) {
 	t.Logf("ClickHouse %s vs chdb %s: %d problems", version, chdbVersion, len(problems))
 	for _, p := range problems {
 		t.Error(p.String())
+	}
+}
+
+// TestReplayCatchesADifference: a statement whose answer differs between
+// the versions (version()) and one that fails on current ClickHouse (a
+// table only the 18.16 side has) are both reported; an agreeing one is not.
+func TestReplayCatchesADifference(t *testing.T) {
+	addr := testenv.ClickHouseAddr(t)
+	needChdb(t)
+	admin := testenv.Connect(t, addr)
+	ctx := context.Background()
+	db := testenv.ScratchDB(t, admin)
+	if err := admin.Exec(ctx, "CREATE TABLE "+db+".only_on_18 (a UInt8) ENGINE = Memory"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := difftest.OpenRecorder(addr, db, fmt.Sprintf("awdiffneg_%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	for _, q := range []string{"SELECT version()", "SELECT count() FROM " + db + ".only_on_18", "SELECT 1 + 1"} {
+		rows, err := rec.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+	}
+	s := &difftest.Session{Admin: admin, HTTP: difftest.HTTP{URL: httpURL(t, addr)}}
+	if err := s.Add(ctx, "negative control", db, rec); err != nil {
+		t.Fatal(err)
+	}
+	_, problems, err := s.Replay(ctx, "python3", filepath.Join(testenv.RepoRoot(t), "deploy", "chdb", "diff.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.What)
+	}
+	if len(problems) != 2 || !strings.Contains(problems[0].Query+problems[1].Query, "version()") || !strings.Contains(problems[0].Query+problems[1].Query, "only_on_18") {
+		t.Fatalf("want the version() difference and the missing table reported, got %d problems: %q", len(problems), got)
 	}
 }

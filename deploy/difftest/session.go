@@ -74,12 +74,16 @@ func (s *Session) add(ctx context.Context, name, db string, r *Recorder, loads [
 	return nil
 }
 
-// Statements returns how many statements of each kind the cases hold.
+// Statements returns how many statements of each kind the cases hold, and
+// under "readonly" how many ran with a readonly setting (sql rules).
 func (s *Session) Statements() map[string]int {
 	n := map[string]int{}
 	for _, c := range s.cases {
 		for _, st := range c.stmts {
 			n[st.Kind()]++
+			if st.Settings["readonly"] != "" {
+				n["readonly"]++
+			}
 		}
 	}
 	return n
@@ -122,13 +126,13 @@ func (s *Session) Replay(ctx context.Context, python, script string) (string, []
 			case c.ordered && st.Kind() == "insert":
 				cc.Queries = append(cc.Queries, ChdbQuery{ID: st.ID, SQL: emptyInsert(st.Query)})
 			case c.ordered:
-				cc.Queries = append(cc.Queries, ChdbQuery{ID: st.ID, SQL: st.Query})
+				cc.Queries = append(cc.Queries, ChdbQuery{ID: st.ID, SQL: st.WithSettings()})
 			case st.Kind() == "select":
-				cc.Queries = append(cc.Queries, ChdbQuery{ID: st.ID, SQL: st.Query})
+				cc.Queries = append(cc.Queries, ChdbQuery{ID: st.ID, SQL: st.WithSettings()})
 			case st.Kind() == "insert":
 				later = append(later, ChdbQuery{ID: st.ID, SQL: emptyInsert(st.Query)})
 			default:
-				later = append(later, ChdbQuery{ID: st.ID, SQL: st.Query})
+				later = append(later, ChdbQuery{ID: st.ID, SQL: st.WithSettings()})
 			}
 		}
 		cc.Queries = append(cc.Queries, later...)
