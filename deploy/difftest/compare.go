@@ -86,9 +86,9 @@ const ApproxMinValue = 5.0
 type colKind uint8
 
 const (
-	exact colKind = iota
-	asSet         // topK: the values, not their order
-	approx        // approximate quantiles: numbers within ApproxTolerance
+	exact  colKind = iota
+	asSet          // topK: the values, not their order
+	approx         // approximate quantiles: numbers within ApproxTolerance
 )
 
 func columnKinds(meta [][2]string) []colKind {
