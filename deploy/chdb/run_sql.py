@@ -16,6 +16,12 @@ at exit. On the first failure: prints the statement number, its first line and
 the chdb error to stderr, exits 1. On success prints
 "chdb <version>: N statements OK" and exits 0.
 
+--report runs every statement (a failure does not stop the others) and prints one
+JSON object per statement: {"n", "first_line", "ok", "code", "error"}; it exits 0
+unless chdb itself cannot start. --config-file passes a ClickHouse configuration
+file to the engine (e.g. one that grants the default user access_management, so
+that access-control statements get past the privilege check).
+
 --parse-only checks the statements with EXPLAIN AST instead of running them:
 for SQL that chdb cannot execute, e.g. deploy/clickhouse/grants.sql (chdb has no
 access management). Error positions then include the 12-character
@@ -61,6 +67,8 @@ def main():
     ap.add_argument("--query", action="append", default=[], help="query to run after the statements (repeatable)")
     ap.add_argument("--parse-only", action="store_true", help="only parse the statements (EXPLAIN AST)")
     ap.add_argument("--format", default="PrettyCompact", help="output format for --query results")
+    ap.add_argument("--report", action="store_true", help="run every statement, print one JSON line each")
+    ap.add_argument("--config-file", default="", help="ClickHouse configuration file for the engine")
     args = ap.parse_args()
 
     import chdb
@@ -76,6 +84,9 @@ def main():
     else:
         text = sys.stdin.read()
     stmts = split_statements(text)
+
+    if args.report:
+        return report(stmts, args.config_file)
 
     with tempfile.TemporaryDirectory(prefix="aw-chdb-") as tmp:
         sess = chs.Session(tmp)
@@ -100,6 +111,34 @@ def main():
                 sys.stdout.write(out if out.endswith("\n") or not out else out + "\n")
         finally:
             sess.close()
+    return 0
+
+
+def report(stmts, config_file):
+    """Run every statement in one chdb connection; one JSON line each."""
+    import json
+    import re
+
+    import chdb
+
+    with tempfile.TemporaryDirectory(prefix="aw-chdb-") as tmp:
+        url = "file:" + tmp + "/db"
+        if config_file:
+            url += "?config-file=" + config_file
+        conn = chdb.connect(url)
+        cur = conn.cursor()
+        try:
+            for i, stmt in enumerate(stmts, 1):
+                r = {"n": i, "first_line": first_line(stmt), "ok": True, "code": 0, "error": ""}
+                try:
+                    cur.execute(stmt)
+                except Exception as e:  # chdb raises a RuntimeError subclass
+                    msg = str(e).strip()
+                    m = re.search(r"Code: (\d+)", msg)
+                    r.update(ok=False, code=int(m.group(1)) if m else -1, error=msg[:1000])
+                print(json.dumps(r))
+        finally:
+            conn.close()
     return 0
 
 
