@@ -8,13 +8,16 @@
 #   AW_CH_PORT               native TCP port      (default 19000)
 #   AW_CH_HTTP_PORT          HTTP port            (default 18123)
 #   AW_CH_INTERSERVER_PORT   interserver port     (default 19009)
+#   AW_CH_STATE              server state dir     (default $AW_STATE/clickhouse; cluster.sh sets one per node)
+#   AW_CH_EXTRA_CONF         an XML file copied into the server's config.d (cluster.sh: remote_servers,
+#                            zookeeper, macros); a running server whose copy differs is left running: stop it first
 #
 # The server runs as the current user with its own copy of the packaged config in
 # $STATE/conf (plus deploy/clickhouse/users.d/*.xml), so it never touches /etc or /var.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STATE="${AW_STATE:-$REPO/.state}/clickhouse"
+STATE="${AW_CH_STATE:-${AW_STATE:-$REPO/.state}/clickhouse}"
 PORT="${AW_CH_PORT:-19000}"
 HTTP_PORT="${AW_CH_HTTP_PORT:-18123}"
 INTERSERVER_PORT="${AW_CH_INTERSERVER_PORT:-19009}"
@@ -81,6 +84,9 @@ write_conf() {
     <users_config>$STATE/conf/users.xml</users_config>
 </yandex>
 EOF
+    if [[ -n "${AW_CH_EXTRA_CONF:-}" ]]; then
+        cp "$AW_CH_EXTRA_CONF" "$STATE/conf/config.d/extra.xml"
+    fi
 }
 
 # Copy the repo's users.d files into the server's config. A running server
