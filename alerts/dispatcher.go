@@ -50,6 +50,10 @@ type Options struct {
 	// DegradedFor: how long after a permanent failure, an expiry or a
 	// fallback failure DeliveryHealthy reports degraded delivery (30m).
 	DegradedFor time.Duration
+	// Fence, when set, is asked just before each message is sent; an error
+	// (e.g. this process no longer leads, detect.ha) stops the cycle
+	// without sending, so what is left stays pending for the leader.
+	Fence func() error
 }
 
 func (o *Options) defaults() {
@@ -289,6 +293,9 @@ func (d *Dispatcher) Cycle(ctx context.Context) (Stats, error) {
 		for _, k := range order {
 			ps := groups[k]
 			sortPending(ps)
+			if err := d.mayDeliver(ctx); err != nil {
+				return st, err // nothing sent, nothing recorded: still pending
+			}
 			m := d.message(k, ps, incidents)
 			rec, err := d.deliver(ctx, m)
 			outcome := d.count(&st, err, len(ps))
@@ -467,8 +474,15 @@ func (d *Dispatcher) deliverVia(ctx context.Context, n Notifier, name string, m 
 	delay := d.opts.RetryMin
 	var err error
 	for attempt := 1; attempt <= d.opts.Attempts; attempt++ {
+		if err = d.mayDeliver(ctx); err != nil {
+			break
+		}
 		var rec Receipt
-		rec, err = n.Notify(ctx, m)
+		// A message once started is finished (the notifier's timeout bounds
+		// it) even if ctx ends meanwhile, so that its outcome is recorded:
+		// a request cut off after Slack took it would leave no record and
+		// be sent again by the next cycle or leader.
+		rec, err = n.Notify(context.WithoutCancel(ctx), m)
 		if err == nil {
 			return rec, nil
 		}
@@ -485,6 +499,20 @@ func (d *Dispatcher) deliverVia(ctx context.Context, n Notifier, name string, m 
 		delay = min(delay*2, d.opts.RetryMax)
 	}
 	return Receipt{}, fmt.Errorf("deliver %s of rule %s to %s via %s: %w", m.Kind, m.RuleID, m.Channel, name, err)
+}
+
+// mayDeliver returns why no message may be sent now: ctx ended, or the
+// Fence refuses.
+func (d *Dispatcher) mayDeliver(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("not sending: %w", err)
+	}
+	if d.opts.Fence != nil {
+		if err := d.opts.Fence(); err != nil {
+			return fmt.Errorf("not sending: %w", err)
+		}
+	}
+	return nil
 }
 
 func isRetryable(err error) bool {

@@ -143,6 +143,16 @@ type DetectConfig struct {
 	LateCheckInterval time.Duration `yaml:"late_check_interval"`
 	// SQLRules bounds what one `sql` rule run may cost ClickHouse.
 	SQLRules SQLRuleLimits `yaml:"sql_rules"`
+	// HA runs several detect processes of which one leads (docs/ha.md).
+	HA HAConfig `yaml:"ha"`
+}
+
+// HAConfig: leadership among detect processes through a Kafka consumer
+// group (kafka.* connection settings and session_timeout apply).
+type HAConfig struct {
+	Enabled bool   `yaml:"enabled"`  // false: this detect always works (one per database)
+	GroupID string `yaml:"group_id"` // consumer group of the detect processes
+	Topic   string `yaml:"topic"`    // one-partition topic (created if missing); its owner leads
 }
 
 // SQLRuleLimits are the ClickHouse limits every `sql` rule query runs under
@@ -322,7 +332,8 @@ func DefaultConfig() Config {
 		HTTP:      HTTPConfig{Listen: "127.0.0.1:9464"},
 		Detect: DetectConfig{RulesDir: "rules/pack", ReloadInterval: 5 * time.Second, HTTPListen: "127.0.0.1:9465",
 			MaxWait: 2 * time.Minute, IdleTimeout: 30 * time.Second, ReplayLookback: 24 * time.Hour, LateCheckInterval: 5 * time.Second,
-			SQLRules: SQLRuleLimits{MaxExecutionTime: 30 * time.Second, MaxMemoryUsage: 1 << 30, MaxRowsToRead: 500_000_000, MaxResultRows: 100_000, MaxFindings: 1_000}},
+			SQLRules: SQLRuleLimits{MaxExecutionTime: 30 * time.Second, MaxMemoryUsage: 1 << 30, MaxRowsToRead: 500_000_000, MaxResultRows: 100_000, MaxFindings: 1_000},
+			HA:       HAConfig{GroupID: "auditwatch-detect", Topic: "auditwatch-detect-leader"}},
 		Summary: SummaryConfig{OutDir: "out/summaries"},
 		Alerts: AlertsConfig{Enabled: true, Notifier: "auto", DefaultChannel: "#auditwatch", PollInterval: 10 * time.Second,
 			Horizon: 24 * time.Hour, IncidentTTL: 7 * 24 * time.Hour, MaxGroups: 10, Attempts: 3, SendResolved: true, CatchupAfter: 10 * time.Minute,
@@ -483,6 +494,19 @@ func (c *Config) validate() error {
 	}
 	if l := c.Detect.SQLRules; l.MaxExecutionTime < 0 || l.MaxMemoryUsage < 0 || l.MaxRowsToRead < 0 || l.MaxResultRows < 0 || l.MaxFindings < 0 {
 		errs = append(errs, errors.New("detect.sql_rules: limits must be 0 (the default) or more"))
+	}
+	if ha := c.Detect.HA; ha.Enabled {
+		switch {
+		case ha.GroupID == "" || ha.Topic == "":
+			errs = append(errs, errors.New("detect.ha: group_id and topic are required"))
+		case ha.GroupID == c.Kafka.GroupID || ha.GroupID == c.Kafka.KeysGroupID:
+			errs = append(errs, fmt.Errorf("detect.ha.group_id %q: must differ from kafka.group_id and kafka.keys_group_id", ha.GroupID))
+		case ha.Topic == c.Kafka.Topic || ha.Topic == c.Kafka.KeysTopic:
+			errs = append(errs, fmt.Errorf("detect.ha.topic %q: a topic of its own, not kafka.topic or kafka.keys_topic", ha.Topic))
+		}
+		if c.Kafka.SessionTimeout < 6*time.Second {
+			errs = append(errs, fmt.Errorf("kafka.session_timeout %s: detect.ha needs at least 6s (the broker's group.min.session.timeout.ms default)", c.Kafka.SessionTimeout))
+		}
 	}
 	if c.Alerts.Slack.APIURL != "" && !c.Alerts.Slack.AllowCustomAPIURL {
 		errs = append(errs, fmt.Errorf("alerts.slack.api_url %q: the bot token would be sent there; set alerts.slack.allow_custom_api_url: true if that is intended", c.Alerts.Slack.APIURL))
