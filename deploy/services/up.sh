@@ -7,6 +7,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 "$HERE/clickhouse.sh" install
 "$HERE/kafka.sh" install
+# promtool (Debian's prometheus package) for the Prometheus rules and Grafana dashboard tests
+# (deploy/prometheus, deploy/grafana), which fail without it under CI=true. Without systemd the
+# package's postinst starts no daemon; only promtool is used.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "[up] apt-get install prometheus (promtool)"
+    apt-cache show prometheus >/dev/null 2>&1 || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 || true
+    command -v promtool >/dev/null 2>&1 || echo "[up] WARNING: promtool not installed (apt-get install prometheus)" >&2
+fi
 "$HERE/clickhouse.sh" start
 "$HERE/kafka.sh" start
 
