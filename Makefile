@@ -79,3 +79,10 @@ bench-micro:
 
 clean:
 	rm -rf bin
+
+.PHONY: helm-test
+## helm-test: the Helm chart (deploy/helm): helm lint --strict, and helm template with the default, cluster and
+## monitoring values decoded strictly into k8s.io/api types; builds the pinned helm once into $(STATE)/bin (no cluster)
+helm-test:
+	deploy/helm/install-helm.sh >/dev/null
+	cd deploy/helm && $(GO) vet ./... && HELM=$(STATE)/bin/helm $(GO) test -count=1 ./...
