@@ -167,6 +167,12 @@ func TestTemplate(t *testing.T) {
 					t.Errorf("retention: strategy %s, %d replicas: want Recreate, 1", retention.Spec.Strategy.Type, *retention.Spec.Replicas)
 				}
 				cfg := configOf(t, r)
+				if got := lookup(cfg, "detect", "ha", "enabled"); got != true {
+					t.Errorf("detect.ha.enabled = %v with 2 detect replicas, want true", got)
+				}
+				if got := lookup(cfg, "detect", "rules_dir"); got != "/etc/auditwatch/rules" {
+					t.Errorf("detect.rules_dir = %v, want the rules mount", got)
+				}
 				if got := lookup(cfg, "alerts", "notifier"); got != "console" {
 					t.Errorf("default alerts.notifier %v: want console (no Slack secret)", got)
 				}
@@ -899,6 +905,7 @@ func TestTemplateRefuses(t *testing.T) {
 		{"retention kind", []string{"--set", "retention.kind=StatefulSet"}, "retention"},
 		{"misspelt value (schema)", []string{"--set", "ingest.replicaz=2"}, "replicaz"},
 		{"wrong type (schema)", []string{"--set-string", "detect.replicas=two"}, "replicas"},
+		{"two detects without leadership", []string{"--set", "config.detect.ha.enabled=false"}, "every replica would evaluate the rules"},
 		{"no rules", []string{"--set", "rules.defaultPack=false"}, "rules.existingConfigMap"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

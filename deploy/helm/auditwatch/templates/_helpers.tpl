@@ -79,6 +79,14 @@ It refuses plain-text secrets: those belong in Secrets, referenced by name.
 {{- if and (kindIs "map" $kafka.sasl) $kafka.sasl.password }}{{ fail "config.kafka.sasl.password: put it in a Secret (kafka.sasl.existingSecret), not in values" }}{{ end -}}
 {{- $detect := default dict $cfg.detect -}}
 {{- $_ := set $detect "rules_dir" "/etc/auditwatch/rules" -}}
+{{- if and .Values.detect.enabled (gt (int .Values.detect.replicas) 1) -}}
+{{- $ha := default dict $detect.ha -}}
+{{- if and (hasKey $ha "enabled") (not $ha.enabled) -}}
+{{- fail (printf "detect.replicas %d with config.detect.ha.enabled false: every replica would evaluate the rules and send the alerts; leave detect.ha on or set detect.replicas: 1" (int .Values.detect.replicas)) -}}
+{{- end -}}
+{{- $_ := set $ha "enabled" true -}}
+{{- $_ := set $detect "ha" $ha -}}
+{{- end -}}
 {{- $_ := set $cfg "detect" $detect -}}
 {{- $summary := default dict $cfg.summary -}}
 {{- $_ := set $summary "out_dir" "/var/lib/auditwatch/summaries" -}}
