@@ -288,6 +288,7 @@ func TestTemplate(t *testing.T) {
 			checkMigrateHook(t, r)
 			checkNoSecretsInConfigMaps(t, r)
 			checkConfigAcceptedByBinary(t, r, tc.name)
+			checkRulesValid(t, r)
 			tc.check(t, r)
 		})
 	}
@@ -657,6 +658,59 @@ func checkConfigAcceptedByBinary(t *testing.T, r rendered, name string) {
 	}
 }
 
+// checkRulesValid lays the rules ConfigMap out as the kubelet mounts it
+// (files are symlinks through ..data into a timestamped directory) and has
+// `auditwatch rules validate` load it; then swaps ..data to a new version,
+// as a ConfigMap update does, and checks that the new content is what the
+// directory now holds.
+func checkRulesValid(t *testing.T, r rendered) {
+	t.Helper()
+	cm := r.get(t, "ConfigMap", full+"-rules").Value.(*corev1.ConfigMap)
+	dir := t.TempDir()
+	mount := func(version string, data map[string]string) {
+		t.Helper()
+		vdir := filepath.Join(dir, "..2026_12_03_"+version)
+		if err := os.Mkdir(vdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range data {
+			writeFile(t, vdir, name, content)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(vdir), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		for name := range data {
+			if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil && !os.IsExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	mount("v1", cm.Data)
+	cmd := exec.Command(auditwatchBinary(t), "rules", "validate", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("auditwatch rules validate on the mounted rules ConfigMap: %v\n%s", err, out)
+	}
+	changed := map[string]string{}
+	for name, content := range cm.Data {
+		changed[name] = content + "\n# updated\n"
+	}
+	mount("v2", changed)
+	for name := range cm.Data {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !strings.HasSuffix(string(b), "# updated\n") {
+			t.Fatalf("%s after the ConfigMap update: %v (content not updated)", name, err)
+		}
+	}
+	cmd = exec.Command(auditwatchBinary(t), "rules", "validate", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("auditwatch rules validate after the update: %v\n%s", err, out)
+	}
+}
+
 func writeFile(t *testing.T, dir, name, data string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -973,5 +1027,41 @@ func TestSplitDocuments(t *testing.T) {
 	docs := helmchart.SplitDocuments([]byte(stream))
 	if len(docs) != 2 || !strings.Contains(string(docs[0]), "kind: A") || !strings.Contains(string(docs[1]), "kind: B") {
 		t.Fatalf("SplitDocuments: %q", docs)
+	}
+}
+
+// TestInstallDryRun: `helm install --dry-run=client` (no cluster) orders the
+// migrate hook's objects before the Job and prints NOTES that warn about
+// components without a ClickHouse password Secret.
+func TestInstallDryRun(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantWarn bool
+	}{
+		{"default", nil, true},
+		{"cluster", []string{"-f", "auditwatch/values-cluster.yaml"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, err := runHelm(t, append([]string{"install", release, chart, "--namespace", ns, "--dry-run=client"}, tc.args...)...)
+			if err != nil {
+				t.Fatalf("helm install --dry-run=client: %v\n%s", err, stderr)
+			}
+			hooks, _, ok := strings.Cut(out, "\nMANIFEST:")
+			if !ok {
+				t.Fatalf("no MANIFEST section:\n%s", out)
+			}
+			cmAt, jobAt := strings.Index(hooks, "name: "+full+"-migrate-config"), strings.Index(hooks, "kind: Job")
+			if cmAt < 0 || jobAt < 0 || cmAt > jobAt {
+				t.Errorf("HOOKS: migrate ConfigMap at %d, Job at %d: want both, the ConfigMap first", cmAt, jobAt)
+			}
+			_, notes, ok := strings.Cut(out, "\nNOTES:")
+			if !ok {
+				t.Fatalf("no NOTES:\n%s", out)
+			}
+			if got := strings.Contains(notes, "WARNING: no ClickHouse password Secret"); got != tc.wantWarn {
+				t.Errorf("NOTES warn about missing password Secrets: %v, want %v\n%s", got, tc.wantWarn, notes)
+			}
+		})
 	}
 }
