@@ -24,8 +24,22 @@ type Result struct {
 // db.schema_migrations, in order, recording each after its statements ran.
 // A migration already applied with a different checksum is reported, not
 // re-run: schema files are append-only.
+//
+// Migrations loaded for a cluster (Dialect.Cluster) create the database ON
+// CLUSTER and keep schema_migrations in a table replicated to every server
+// of the cluster (ZooKeeper path /clickhouse/auditwatch/DB/schema_migrations,
+// replica {shard}_{replica}), so that Apply through any server of the cluster
+// sees what was applied. Every server must be up: ON CLUSTER statements wait
+// for all of them (distributed_ddl_task_timeout, 180 s by default).
 func Apply(ctx context.Context, ex Conn, db string, ms []Migration, log *slog.Logger) (Result, error) {
 	var res Result
+	cluster := ""
+	for i, m := range ms {
+		if i > 0 && m.Cluster != cluster {
+			return res, fmt.Errorf("apply migrations: %04d_%s is for cluster %q, %04d_%s for %q", ms[0].Version, ms[0].Name, cluster, m.Version, m.Name, m.Cluster)
+		}
+		cluster = m.Cluster
+	}
 	boot := []string{
 		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s", db),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.schema_migrations
@@ -36,6 +50,20 @@ func Apply(ctx context.Context, ex Conn, db string, ms []Migration, log *slog.Lo
     applied_at DateTime COMMENT 'When it was applied'
 )
 ENGINE = ReplacingMergeTree ORDER BY version`, db),
+	}
+	if cluster != "" {
+		// Without column comments: 18.16 cannot replicate them (see withoutComments).
+		boot = []string{
+			fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s ON CLUSTER %s", db, cluster),
+			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.schema_migrations ON CLUSTER %s
+(
+    version    UInt32,
+    name       String,
+    checksum   String,
+    applied_at DateTime
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/auditwatch/%s/schema_migrations', '{shard}_{replica}') ORDER BY version`, db, cluster, db),
+		}
 	}
 	for _, s := range boot {
 		if err := ex.Exec(ctx, s); err != nil {

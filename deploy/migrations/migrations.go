@@ -27,11 +27,21 @@ import (
 //go:embed sql/*.sql
 var files embed.FS
 
-// Dialect says which ClickHouse features the target server has.
+// Dialect says which ClickHouse features the target server has, and whether
+// the schema is for a single server or a cluster.
 type Dialect struct {
 	// LowCardinality is true on servers where LowCardinality(T) is a stable
 	// type (19.x and later, by default since 20.x).
 	LowCardinality bool
+	// Cluster, when not empty, renders the schema for the ClickHouse cluster
+	// of that name (<remote_servers> in the servers' configuration; see
+	// docs/cluster.md): every statement runs ON CLUSTER, each table's data
+	// lives in a Replicated*MergeTree table NAME_local (ZooKeeper path
+	// /clickhouse/tables/{shard}/DB/NAME_local, replica {replica}), and NAME
+	// is a Distributed table over it, so that readers and writers keep using
+	// the names of the single-server schema. Empty renders the single-server
+	// schema, byte for byte as before cluster support.
+	Cluster string
 }
 
 // DialectFor returns the dialect of a server from its version string, e.g.
@@ -53,6 +63,9 @@ type Migration struct {
 	Name       string
 	Statements []string
 	Checksum   string // of the rendered SQL
+	// Cluster is the cluster the statements were rendered for (Dialect.Cluster);
+	// Apply creates the database and schema_migrations on it too.
+	Cluster string
 }
 
 var fileName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
@@ -61,6 +74,9 @@ var fileName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 func Load(db string, d Dialect) ([]Migration, error) {
 	if !validIdent(db) {
 		return nil, fmt.Errorf("load migrations: database name %q: want letters, digits and underscores", db)
+	}
+	if d.Cluster != "" && !validIdent(d.Cluster) {
+		return nil, fmt.Errorf("load migrations: cluster name %q: want letters, digits and underscores", d.Cluster)
 	}
 	entries, err := fs.ReadDir(files, "sql")
 	if err != nil {
@@ -82,6 +98,9 @@ func Load(db string, d Dialect) ([]Migration, error) {
 			return ""
 		},
 	}
+	for name, f := range clusterFuncs(db, d.Cluster) {
+		funcs[name] = f
+	}
 	var out []Migration
 	for _, e := range entries {
 		m := fileName.FindStringSubmatch(e.Name())
@@ -100,9 +119,14 @@ func Load(db string, d Dialect) ([]Migration, error) {
 		if err := tmpl.Execute(&buf, struct{ DB string }{db}); err != nil {
 			return nil, fmt.Errorf("load migrations: %w", err)
 		}
+		if d.Cluster != "" && !d.LowCardinality {
+			text := withoutComments(buf.String())
+			buf.Reset()
+			buf.WriteString(text)
+		}
 		v, _ := strconv.Atoi(m[1])
 		sum := sha256.Sum256(buf.Bytes())
-		out = append(out, Migration{Version: v, Name: m[2], Statements: Split(buf.String()), Checksum: hex.EncodeToString(sum[:8])})
+		out = append(out, Migration{Version: v, Name: m[2], Statements: Split(buf.String()), Checksum: hex.EncodeToString(sum[:8]), Cluster: d.Cluster})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	for i := 1; i < len(out); i++ {

@@ -2,7 +2,7 @@
 -- Duplicates from Kafka redelivery share every sorting-key column and are
 -- merged away by ReplacingMergeTree; until a merge runs, count
 -- uniqExact(request_id) or read with FINAL (every shipped query does).
-CREATE TABLE IF NOT EXISTS {{.DB}}.access_log
+CREATE TABLE IF NOT EXISTS {{local "access_log"}}{{onCluster}}
 (
     ts              DateTime                    COMMENT 'When the gateway received the request (UTC, whole seconds)',
     ts_ms           UInt16                      COMMENT 'Millisecond part of ts (0-999)',
@@ -33,16 +33,17 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.access_log
     kafka_offset    Int64                       COMMENT 'Kafka offset the event was read from',
     ingested_at     DateTime                    COMMENT 'When auditwatch wrote the row'
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {{engine "ReplacingMergeTree" "access_log"}}
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (toStartOfHour(ts), key_id, ts, request_id)
 SETTINGS index_granularity = 8192
 ;
+{{- distributed "access_log"}}
 
 -- Messages that could not be ingested, with the reason. Nothing is dropped
 -- silently: every rejected message is here, its raw text with key-like
 -- strings masked.
-CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_errors
+CREATE TABLE IF NOT EXISTS {{local "ingest_errors"}}{{onCluster}}
 (
     received_at     DateTime                    COMMENT 'When auditwatch read the message',
     topic           String                      COMMENT 'Kafka topic',
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_errors
     raw_size        UInt32                      COMMENT 'Size of the original message in bytes',
     message_key     String                      COMMENT 'Kafka message key (masked)'
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {{engine "ReplacingMergeTree" "ingest_errors"}}
 PARTITION BY toYYYYMMDD(received_at)
 ORDER BY (topic, partition, offset)
 ;
+{{- distributed "ingest_errors"}}

@@ -4,7 +4,7 @@
 -- in an outer query (SELECT ... FROM (SELECT * FROM keys FINAL) WHERE ...),
 -- so a filter on a non-key column never picks an older version.
 -- No full API key is ever stored, only its fingerprint and hint.
-CREATE TABLE IF NOT EXISTS {{.DB}}.keys
+CREATE TABLE IF NOT EXISTS {{local "keys"}}{{onCluster}}
 (
     key_id          String                      COMMENT 'Registry key id; the key fingerprint when the source gave no id. Joins access_log.key_id',
     key_fingerprint String                      COMMENT 'First 16 hex digits of SHA-256 of the current full key (joins access_log.key_fingerprint and a fingerprint access_log.key_id); empty when unknown',
@@ -22,14 +22,15 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.keys
     source          {{lc "String"}}             COMMENT 'What wrote this version: import (auditwatch keys import) or kafka (lifecycle event)',
     deleted         UInt8                       COMMENT '1 when the entry was withdrawn (e.g. a key first known by fingerprint was merged into its registry id); readers skip such keys'
 )
-ENGINE = ReplacingMergeTree(updated_at)
+ENGINE = {{engine "ReplacingMergeTree(updated_at)" "keys"}}
 ORDER BY key_id
 ;
+{{- distributed "keys"}}
 
 -- History of key lifecycle changes, for analysts: every lifecycle event
 -- consumed from Kafka and every key written by an import. Redelivered events
 -- share every sorting-key column and are merged away.
-CREATE TABLE IF NOT EXISTS {{.DB}}.key_events
+CREATE TABLE IF NOT EXISTS {{local "key_events"}}{{onCluster}}
 (
     ts              DateTime                    COMMENT 'When the change happened (event ts, UTC; the import time for imports)',
     type            {{lc "String"}}             COMMENT 'created, rotated, revoked, expired, allowlist_changed, updated, or imported',
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.key_events
     kafka_offset    Int64                       COMMENT 'Kafka offset of the event; -1 for imports',
     received_at     DateTime                    COMMENT 'When auditwatch wrote the row'
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {{engine "ReplacingMergeTree" "key_events"}}
 PARTITION BY toYYYYMM(ts)
 ORDER BY (key_id, ts, type, kafka_partition, kafka_offset)
 ;
+{{- distributed "key_events"}}

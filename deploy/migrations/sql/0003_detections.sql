@@ -1,7 +1,7 @@
 -- Findings: every match of a rule, one row per rule, group and evaluation.
 -- status 'new' findings are the ones alerted on; 'suppressed' ones matched
 -- again within the rule's cooldown and are kept for the record only.
-CREATE TABLE IF NOT EXISTS {{.DB}}.findings
+CREATE TABLE IF NOT EXISTS {{local "findings"}}{{onCluster}}
 (
     finding_id    String              COMMENT 'Stable id: hash of rule, group and evaluation time',
     rule_id       String              COMMENT 'Rule id',
@@ -25,13 +25,14 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.findings
     runbook       String              COMMENT 'Runbook URL of the rule',
     created_at    DateTime            COMMENT 'When the finding was stored'
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {{engine "ReplacingMergeTree" "findings"}}
 PARTITION BY toYYYYMM(eval_time)
 ORDER BY (rule_id, eval_time, group_key)
 ;
+{{- distributed "findings"}}
 
 -- One row per rule evaluation: the detector's own audit log.
-CREATE TABLE IF NOT EXISTS {{.DB}}.rule_runs
+CREATE TABLE IF NOT EXISTS {{local "rule_runs"}}{{onCluster}}
 (
     rule_id       String              COMMENT 'Rule id',
     eval_time     DateTime            COMMENT 'Evaluation time',
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.rule_runs
     error         String              COMMENT 'Error message, empty on success',
     trigger       {{lc "String"}}     COMMENT 'schedule, manual, backtest or test'
 )
-ENGINE = MergeTree
+ENGINE = {{engine "MergeTree" "rule_runs"}}
 PARTITION BY toYYYYMM(eval_time)
 ORDER BY (rule_id, eval_time)
 ;
+{{- distributed "rule_runs"}}

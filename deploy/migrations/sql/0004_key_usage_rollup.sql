@@ -6,7 +6,7 @@
 --   FROM key_ip_daily WHERE day >= today() - 30 GROUP BY key_id, client_net
 -- Counts include redelivered duplicates (at-least-once ingest); use
 -- access_log with uniqExact(request_id) for exact counts.
-CREATE TABLE IF NOT EXISTS {{.DB}}.key_ip_daily
+CREATE TABLE IF NOT EXISTS {{local "key_ip_daily"}}{{onCluster}}
 (
     day         Date                                 COMMENT 'UTC day',
     key_id      String                               COMMENT 'Key identity (as access_log.key_id)',
@@ -17,12 +17,13 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.key_ip_daily
     first_seen  AggregateFunction(min, DateTime)     COMMENT 'First request of the day (minMerge)',
     last_seen   AggregateFunction(max, DateTime)     COMMENT 'Last request of the day (maxMerge)'
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine "AggregatingMergeTree" "key_ip_daily"}}
 PARTITION BY toYYYYMM(day)
 ORDER BY (key_id, day, client_net, client_ip)
 ;
+{{- distributed "key_ip_daily"}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_ip_daily_mv TO {{.DB}}.key_ip_daily AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_ip_daily_mv{{onCluster}} TO {{local "key_ip_daily"}} AS
 SELECT
     toDate(ts) AS day,
     key_id,
@@ -32,7 +33,7 @@ SELECT
     countIfState(status < 400) AS successes,
     minState(ts) AS first_seen,
     maxState(ts) AS last_seen
-FROM {{.DB}}.access_log
+FROM {{local "access_log"}}
 WHERE key_id != ''
 GROUP BY day, key_id, client_net, client_ip
 ;

@@ -1,7 +1,7 @@
 -- Every attempt to deliver a notification, and its outcome. Pending alerts
 -- are findings with status new and no final outcome here, so they survive a
 -- restart; threads and incidents are reconstructed from the sent rows.
-CREATE TABLE IF NOT EXISTS {{.DB}}.alert_deliveries
+CREATE TABLE IF NOT EXISTS {{local "alert_deliveries"}}{{onCluster}}
 (
     attempted_at   DateTime            COMMENT 'When the attempt was made',
     seq            UInt64              COMMENT 'Order of attempts (unix nanoseconds when recorded)',
@@ -21,14 +21,15 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.alert_deliveries
     thread_ts      String              COMMENT 'Thread (parent message ts) a reply went to',
     silence_id     String              COMMENT 'Silence that matched, for outcome silenced'
 )
-ENGINE = MergeTree
+ENGINE = {{engine "MergeTree" "alert_deliveries"}}
 PARTITION BY toYYYYMM(attempted_at)
 ORDER BY (rule_id, group_key, attempted_at)
 ;
+{{- distributed "alert_deliveries"}}
 
 -- Silences: findings matching an active silence are recorded, not sent.
 -- One row per version; read with FINAL.
-CREATE TABLE IF NOT EXISTS {{.DB}}.silences
+CREATE TABLE IF NOT EXISTS {{local "silences"}}{{onCluster}}
 (
     silence_id  String              COMMENT 'Silence id',
     rule_id     String              COMMENT 'Rule silenced; empty = any rule',
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.silences
     expired     UInt8               COMMENT '1 when expired early by auditwatch silence expire',
     updated_at  DateTime            COMMENT 'Version of the row'
 )
-ENGINE = ReplacingMergeTree(updated_at)
+ENGINE = {{engine "ReplacingMergeTree(updated_at)" "silences"}}
 ORDER BY silence_id
 ;
+{{- distributed "silences"}}

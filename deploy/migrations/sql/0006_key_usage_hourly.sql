@@ -8,7 +8,7 @@
 --   FROM key_usage_hourly WHERE hour >= now() - 86400 GROUP BY key_id
 -- Counts are of rows: a message redelivered before a merge counts twice
 -- (rare; compare with count() on access_log, not uniqExact).
-CREATE TABLE IF NOT EXISTS {{.DB}}.key_usage_hourly
+CREATE TABLE IF NOT EXISTS {{local "key_usage_hourly"}}{{onCluster}}
 (
     hour        DateTime                                              COMMENT 'UTC hour (toStartOfHour(ts))',
     key_id      String                                                COMMENT 'Key identity (as access_log.key_id); empty for requests without a key',
@@ -26,12 +26,13 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.key_usage_hourly
     first_seen  AggregateFunction(min, DateTime)                      COMMENT 'First request (minMerge)',
     last_seen   AggregateFunction(max, DateTime)                      COMMENT 'Last request (maxMerge)'
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine "AggregatingMergeTree" "key_usage_hourly"}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (key_id, hour, error_code)
 ;
+{{- distributed "key_usage_hourly"}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_usage_hourly_mv TO {{.DB}}.key_usage_hourly AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_usage_hourly_mv{{onCluster}} TO {{local "key_usage_hourly"}} AS
 SELECT
     toStartOfHour(ts) AS hour,
     key_id,
@@ -48,6 +49,6 @@ SELECT
     topKState(10)(replaceRegexpAll(path, '/([A-Za-z]{2,8}_[A-Za-z0-9]{6,}|[0-9]+|[0-9a-fA-F-]{16,})', '/{id}')) AS routes,
     minState(ts) AS first_seen,
     maxState(ts) AS last_seen
-FROM {{.DB}}.access_log
+FROM {{local "access_log"}}
 GROUP BY hour, key_id, error_code
 ;

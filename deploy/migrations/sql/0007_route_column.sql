@@ -1,16 +1,16 @@
 -- access_log.route: the path with identifiers folded to {id}, computed at
 -- ingest (cheaper than a regular expression in the rollup's view), and the
 -- hourly rollup's view reading it.
-ALTER TABLE {{.DB}}.access_log ADD COLUMN {{ifNotExists}}route String AFTER path
+ALTER TABLE {{local "access_log"}}{{onCluster}} ADD COLUMN {{ifNotExists}}route String AFTER path
 ;
 
-ALTER TABLE {{.DB}}.access_log COMMENT COLUMN route 'Path with identifiers (ord_…, numbers, UUIDs) replaced by {id}, e.g. /v1/orders/{id}: groups requests by endpoint'
+ALTER TABLE {{local "access_log"}}{{onCluster}} COMMENT COLUMN route 'Path with identifiers (ord_…, numbers, UUIDs) replaced by {id}, e.g. /v1/orders/{id}: groups requests by endpoint'
 ;
 
-DROP TABLE IF EXISTS {{.DB}}.key_usage_hourly_mv
+DROP TABLE IF EXISTS {{.DB}}.key_usage_hourly_mv{{onCluster}}
 ;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_usage_hourly_mv TO {{.DB}}.key_usage_hourly AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_usage_hourly_mv{{onCluster}} TO {{local "key_usage_hourly"}} AS
 SELECT
     toStartOfHour(ts) AS hour,
     key_id,
@@ -27,6 +27,7 @@ SELECT
     topKState(10)(route) AS routes,
     minState(ts) AS first_seen,
     maxState(ts) AS last_seen
-FROM {{.DB}}.access_log
+FROM {{local "access_log"}}
 GROUP BY hour, key_id, error_code
 ;
+{{- redistribute "access_log"}}

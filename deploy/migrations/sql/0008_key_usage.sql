@@ -9,19 +9,21 @@
 --   FROM key_usage WHERE hour >= now() - 86400 GROUP BY key_id
 -- Counts are of rows: a message redelivered before ClickHouse merged the
 -- duplicate counts twice (compare with count() on access_log).
-DROP TABLE IF EXISTS {{.DB}}.key_ip_daily_mv
+DROP TABLE IF EXISTS {{.DB}}.key_ip_daily_mv{{onCluster}}
 ;
 
-DROP TABLE IF EXISTS {{.DB}}.key_usage_hourly_mv
+DROP TABLE IF EXISTS {{.DB}}.key_usage_hourly_mv{{onCluster}}
 ;
 
-DROP TABLE IF EXISTS {{.DB}}.key_ip_daily
+DROP TABLE IF EXISTS {{local "key_ip_daily"}}{{onCluster}}
 ;
+{{- dropDistributed "key_ip_daily"}}
 
-DROP TABLE IF EXISTS {{.DB}}.key_usage_hourly
+DROP TABLE IF EXISTS {{local "key_usage_hourly"}}{{onCluster}}
 ;
+{{- dropDistributed "key_usage_hourly"}}
 
-CREATE TABLE IF NOT EXISTS {{.DB}}.key_usage
+CREATE TABLE IF NOT EXISTS {{local "key_usage"}}{{onCluster}}
 (
     hour        DateTime                                                COMMENT 'UTC hour (toStartOfHour(ts))',
     key_id      String                                                  COMMENT 'Key identity (as access_log.key_id)',
@@ -40,12 +42,13 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.key_usage
     first_seen  AggregateFunction(min, DateTime)                        COMMENT 'First request (minMerge)',
     last_seen   AggregateFunction(max, DateTime)                        COMMENT 'Last request (maxMerge)'
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {{engine "AggregatingMergeTree" "key_usage"}}
 PARTITION BY toYYYYMM(hour)
 ORDER BY (key_id, hour, error_code, client_net, client_ip)
 ;
+{{- distributed "key_usage"}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_usage_mv TO {{.DB}}.key_usage AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.key_usage_mv{{onCluster}} TO {{local "key_usage"}} AS
 SELECT
     toStartOfHour(ts) AS hour,
     key_id,
@@ -63,7 +66,7 @@ SELECT
     topKState(10)(route) AS routes,
     minState(ts) AS first_seen,
     maxState(ts) AS last_seen
-FROM {{.DB}}.access_log
+FROM {{local "access_log"}}
 WHERE key_id != ''
 GROUP BY hour, key_id, error_code, client_net, client_ip
 ;

@@ -10,7 +10,7 @@
 -- has read nothing yet, or nothing in the last 10 minutes). Progress inserts
 -- never hold up the data; a failed one is retried with the next.
 -- Kept for a few days by `auditwatch retention` (retention.ingest_progress_days).
-CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_progress
+CREATE TABLE IF NOT EXISTS {{local "ingest_progress"}}{{onCluster}}
 (
     written_at      DateTime            COMMENT 'Wall-clock time this row was inserted, after the batch it reports was durably written (UTC)',
     seq             UInt64              COMMENT 'Unix nanoseconds when written: orders the rows of one partition',
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.ingest_progress
     last_offset     Int64               COMMENT 'Offset of the last message written for the partition',
     high_water      Int64               COMMENT 'Partition high-water mark when that message was read (offset of the next message to be produced)'
 )
-ENGINE = MergeTree
+ENGINE = {{engine "MergeTree" "ingest_progress"}}
 PARTITION BY toYYYYMMDD(written_at)
 ORDER BY (written_at, topic, partition)
 ;
+{{- distributed "ingest_progress"}}
