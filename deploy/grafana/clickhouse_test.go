@@ -24,9 +24,8 @@ import (
 // TestClickHouseQueriesOnServer runs every ClickHouse panel query of the
 // dashboards, macros and variables expanded, on the test server
 // (AUDITWATCH_TEST_CLICKHOUSE, ClickHouse 18.16) against a scratch database
-// holding a generated day of traffic with every incident scenario, the
-// generator's key registry, and the default rule pack's findings over that
-// day. Each query must succeed with readonly=1 (as the analyst user runs
+// holding six generated hours of traffic with every incident scenario, the
+// generator's key registry, and the default rule pack's findings over them. Each query must succeed with readonly=1 (as the analyst user runs
 // it), return rows, and a time series must start with a DateTime column.
 func TestClickHouseQueriesOnServer(t *testing.T) {
 	conn := testenv.ClickHouse(t)
@@ -35,11 +34,13 @@ func TestClickHouseQueriesOnServer(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 
 	start := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	end := start.Add(24 * time.Hour)
-	benchdata.Ingest(t, conn, db, gen.Config{Seed: 11, Start: start, Duration: end.Sub(start), Events: 150_000,
-		Scenarios: []string{gen.ScenarioAll}})
+	end := start.Add(6 * time.Hour)
+	began := time.Now()
+	benchdata.Ingest(t, conn, db, gen.Config{Seed: 11, Start: start, Duration: end.Sub(start), Events: 60_000,
+		Scenarios: []string{gen.ScenarioAll}, ScenarioStart: start.Add(time.Hour)})
 
-	// The default pack over the day, coarsely (each rule steps by its
+	ingested := time.Since(began)
+	// The default pack over those hours, coarsely (each rule steps by its
 	// window), its findings stored as detect stores them.
 	pack, err := rules.LoadDir(filepath.Join(testenv.RepoRoot(t), "rules", "pack"))
 	if err != nil {
@@ -57,14 +58,14 @@ func TestClickHouseQueriesOnServer(t *testing.T) {
 		fs = append(fs, r.Findings...)
 	}
 	if len(fs) == 0 {
-		t.Fatal("the default pack found nothing in the generated day: the findings panels would show nothing")
+		t.Fatal("the default pack found nothing in the generated hours: the findings panels would show nothing")
 	}
 	if err := detect.NewStore(conn, db).SaveFindings(ctx, fs); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("scratch database %s: %d events, %d keys, %d findings of %d rules", db,
-		testenv.Count(t, conn, "SELECT count() FROM "+db+".access_log"),
-		testenv.Count(t, conn, "SELECT count() FROM "+db+".keys"), len(fs), len(res))
+	t.Logf("scratch database %s: %d events (ingested in %s), %d keys, %d findings of %d rules (in %s)", db,
+		testenv.Count(t, conn, "SELECT count() FROM "+db+".access_log"), ingested.Round(time.Millisecond),
+		testenv.Count(t, conn, "SELECT count() FROM "+db+".keys"), len(fs), len(res), (time.Since(began) - ingested).Round(time.Millisecond))
 
 	qs, vars := clickHouseQueries(t)
 	vars["database"] = db
@@ -93,11 +94,32 @@ func TestClickHouseQueriesOnServer(t *testing.T) {
 				t.Fatalf("reading the answer: %v\n%s", err, sql)
 			}
 			if n == 0 {
-				t.Errorf("no rows over the generated day: the panel would be empty\n%s", sql)
+				t.Errorf("no rows over the generated hours: the panel would be empty\n%s", sql)
 			}
 			t.Logf("%d rows, columns %v", n, columnTypes(cols))
 		})
 	}
+	// Negative control: the plugin's $__timeInterval expands to
+	// toStartOfInterval, which 18.16 lacks. That is why the panels bucket
+	// time with intDiv and $__interval_s, and it shows the check can fail.
+	t.Run("negative control: $__timeInterval", func(t *testing.T) {
+		var version string
+		if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+			t.Fatal(err)
+		}
+		sql, err := env.expand("SELECT $__timeInterval(ts) AS time, count() FROM ${database}.access_log WHERE $__timeFilter(ts) GROUP BY time")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = conn.Exec(roCtx, sql)
+		switch old := strings.HasPrefix(version, "18."); {
+		case old && err == nil:
+			t.Fatalf("ClickHouse %s ran toStartOfInterval; the dashboards could use $__timeInterval", version)
+		case !old && err != nil:
+			t.Fatalf("ClickHouse %s: %v", version, err)
+		}
+		t.Logf("ClickHouse %s: %v", version, err)
+	})
 }
 
 func columnTypes[T interface {
