@@ -44,7 +44,10 @@ func (h HTTP) do(ctx context.Context, db, query string) ([]byte, error) {
 	}
 	c := h.Client
 	if c == nil {
-		c = &http.Client{Timeout: time.Minute}
+		// The server closes idle keep-alive connections after a few
+		// seconds; a reused one can then fail with EOF. Each statement
+		// gets a connection of its own.
+		c = &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
