@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -33,6 +34,11 @@ func openClickHouseDB(cfg ClickHouseConfig, db string) (driver.Conn, error) {
 		MaxOpenConns: cfg.MaxOpenConns,
 		MaxIdleConns: cfg.MaxOpenConns,
 	}
+	if cfg.Cluster != "" {
+		// Inserts into the Distributed tables return once the shards have
+		// the rows, not when they are queued for sending (docs/cluster.md).
+		opts.Settings = clickhouse.Settings{"insert_distributed_sync": 1}
+	}
 	tc, err := tlsConfig(cfg.TLS, cfg.TLSFiles)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
@@ -42,7 +48,30 @@ func openClickHouseDB(cfg ClickHouseConfig, db string) (driver.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)
 	}
+	if cfg.Cluster != "" {
+		return clusterConn{Conn: conn, cluster: cfg.Cluster}, nil
+	}
 	return conn, nil
+}
+
+// clusterName matches clickhouse.cluster: empty, or a name usable unquoted
+// in ON CLUSTER and Distributed(…).
+var clusterName = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)?$`)
+
+// clusterConn is a connection to a server of the ClickHouse cluster named by
+// clickhouse.cluster: migrate renders the cluster schema for it wherever the
+// connection was opened (migrate, ingest --migrate, detect --migrate, …).
+type clusterConn struct {
+	driver.Conn
+	cluster string
+}
+
+// clusterOf returns the cluster conn was opened for ("" for a single server).
+func clusterOf(conn driver.Conn) string {
+	if c, ok := conn.(clusterConn); ok {
+		return c.cluster
+	}
+	return ""
 }
 
 // waitClickHouse pings until the server answers or ctx ends, logging each
@@ -74,16 +103,19 @@ func serverDialect(ctx context.Context, conn driver.Conn) (migrations.Dialect, s
 	return d, v, err
 }
 
-// migrate applies the schema to the configured database.
+// migrate applies the schema to the configured database: the cluster schema
+// (ON CLUSTER, Replicated and Distributed tables) when conn was opened with
+// clickhouse.cluster set.
 func migrate(ctx context.Context, conn driver.Conn, db string, log *slog.Logger) (migrations.Result, error) {
 	d, v, err := serverDialect(ctx, conn)
 	if err != nil {
 		return migrations.Result{}, err
 	}
+	d.Cluster = clusterOf(conn)
 	ms, err := migrations.Load(db, d)
 	if err != nil {
 		return migrations.Result{}, err
 	}
-	log.Info("migrating", "server_version", v, "database", db, "low_cardinality", d.LowCardinality)
+	log.Info("migrating", "server_version", v, "database", db, "low_cardinality", d.LowCardinality, "cluster", d.Cluster)
 	return migrations.Apply(ctx, conn, db, ms, log)
 }

@@ -117,6 +117,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer progressConn.Close()
 	sink := chsink.New(conn, cfg.ClickHouse.Database)
 	sink.SetMaxPartitions(cfg.Ingest.MaxPartitionsPerInsert)
+	sink.SetCluster(cfg.ClickHouse.Cluster != "")
 	in := ingest.New(reader, sink, ingest.Options{
 		MaxRows:          cfg.Ingest.BatchMaxRows,
 		MaxBytes:         cfg.Ingest.BatchMaxBytes,
@@ -147,6 +148,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer retConn.Close()
 		ret := retention.New(retConn, cfg.ClickHouse.Database, retentionPolicy(cfg.Retention), log)
+		ret.SetCluster(cfg.ClickHouse.Cluster)
 		log.Info("enforcing retention in the ingester (retention.in_ingest)", "every", cfg.Retention.CheckInterval)
 		wg.Add(1)
 		go func() {

@@ -34,6 +34,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		default:
 			return fmt.Errorf("--print %q: want 18 or current", *print)
 		}
+		d.Cluster = cfg.ClickHouse.Cluster
 		ms, err := migrations.Load(cfg.ClickHouse.Database, d)
 		if err != nil {
 			return err

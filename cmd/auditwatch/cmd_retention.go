@@ -34,6 +34,7 @@ func runRetention(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer conn.Close()
 	e := retention.New(conn, cfg.ClickHouse.Database, retentionPolicy(cfg.Retention), log)
+	e.SetCluster(cfg.ClickHouse.Cluster)
 	if *every > 0 {
 		if err := waitClickHouse(ctx, conn, log); err != nil {
 			return err

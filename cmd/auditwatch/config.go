@@ -183,6 +183,13 @@ type ClickHouseConfig struct {
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	MaxOpenConns int           `yaml:"max_open_conns"`
+	// Cluster names the ClickHouse cluster (<remote_servers> of the servers'
+	// configuration) the schema lives on; "" (the default) is a single
+	// server. With a cluster, migrations run ON CLUSTER and create
+	// Replicated tables NAME_local under Distributed tables NAME, inserts
+	// wait for the shards, retention drops partitions on every shard; see
+	// docs/cluster.md.
+	Cluster string `yaml:"cluster"`
 	// Users gives components their own ClickHouse user (least privilege):
 	// keys are the components in chComponents. A component without an
 	// entry uses username/password above. Passwords also come from
@@ -454,6 +461,9 @@ func (c *Config) validate() error {
 	}
 	if c.ClickHouse.Database == "" {
 		errs = append(errs, errors.New("clickhouse.database: required"))
+	}
+	if !clusterName.MatchString(c.ClickHouse.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster: %q: want letters, digits and underscores", c.ClickHouse.Cluster))
 	}
 	if len(c.Kafka.Brokers) == 0 || c.Kafka.Topic == "" || c.Kafka.GroupID == "" {
 		errs = append(errs, errors.New("kafka: brokers, topic and group_id are required"))

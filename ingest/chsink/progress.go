@@ -19,9 +19,10 @@ var progressColumns = []string{
 // ProgressWriter inserts the ingester's progress rows into ingest_progress.
 // It implements ingest.ProgressWriter and is safe for concurrent use.
 type ProgressWriter struct {
-	conn   driver.Conn
-	db     string
-	insert string
+	conn    driver.Conn
+	db      string
+	insert  string
+	cluster bool
 }
 
 // NewProgressWriter returns a ProgressWriter writing to database db through
@@ -48,6 +49,9 @@ func (w *ProgressWriter) WriteProgress(ctx context.Context, rows []ingest.Progre
 }
 
 func (w *ProgressWriter) write(ctx context.Context, rows []ingest.Progress) error {
+	if w.cluster {
+		ctx = distributedSync(ctx)
+	}
 	b, err := w.conn.PrepareBatch(ctx, w.insert)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)

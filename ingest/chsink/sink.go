@@ -39,6 +39,8 @@ type Sink struct {
 	insertDL string
 	// maxParts is the most access_log partitions (days) one insert spans.
 	maxParts int
+	// cluster: the tables are Distributed (SetCluster).
+	cluster bool
 }
 
 // DefaultMaxPartitions is the most partitions one insert spans unless
@@ -171,6 +173,9 @@ WHERE topic = ? AND partition = ? AND offset >= ? AND offset <= ?`, s.db), q.Top
 }
 
 func (s *Sink) writeRows(ctx context.Context, rows *event.Rows) error {
+	if s.cluster {
+		ctx = distributedSync(ctx)
+	}
 	s.cols.fill(rows, s.now().UTC().Truncate(time.Second))
 	defer s.cols.release()
 	b, err := s.conn.PrepareBatch(ctx, s.insertAL)
@@ -190,6 +195,9 @@ func (s *Sink) writeRows(ctx context.Context, rows *event.Rows) error {
 }
 
 func (s *Sink) writeDead(ctx context.Context, dead []event.DeadLetter) error {
+	if s.cluster {
+		ctx = distributedSync(ctx)
+	}
 	b, err := s.conn.PrepareBatch(ctx, s.insertDL)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)

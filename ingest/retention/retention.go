@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+
+	"github.com/auditwatch/auditwatch/deploy/migrations"
 )
 
 // Conn is the part of a clickhouse-go connection the enforcer uses.
@@ -23,11 +25,20 @@ type Policy map[string]int
 
 // Enforcer drops expired partitions.
 type Enforcer struct {
-	conn   Conn
-	db     string
-	policy Policy
-	log    *slog.Logger
+	conn    Conn
+	db      string
+	policy  Policy
+	log     *slog.Logger
+	cluster string
 }
+
+// SetCluster makes the enforcer work on the schema migrations create for the
+// ClickHouse cluster name (docs/cluster.md): it lists the partitions of each
+// table's NAME_local tables on every shard (cluster(name, system, parts))
+// and drops them with ALTER TABLE NAME_local ON CLUSTER name DROP PARTITION,
+// which each shard runs once and its replicas replicate. Every server must
+// be up for the drop to finish. "" is a single server.
+func (e *Enforcer) SetCluster(name string) { e.cluster = name }
 
 // New returns an Enforcer for database db.
 func New(conn Conn, db string, policy Policy, log *slog.Logger) *Enforcer {
@@ -61,10 +72,16 @@ func (e *Enforcer) Enforce(ctx context.Context, now time.Time) ([]Dropped, error
 			Partition string `ch:"partition"`
 			Rows      uint64 `ch:"rows"`
 		}
-		err := e.conn.Select(ctx, &parts, `SELECT partition, sum(rows) AS rows FROM system.parts
-			WHERE database = ? AND table = ? AND active GROUP BY partition ORDER BY partition`, e.db, table)
+		stored, partsFrom, on := table, "system.parts", ""
+		if e.cluster != "" {
+			stored = table + migrations.LocalSuffix
+			partsFrom = fmt.Sprintf("cluster('%s', system, parts)", e.cluster) // one replica of each shard
+			on = " ON CLUSTER " + e.cluster
+		}
+		err := e.conn.Select(ctx, &parts, `SELECT partition, sum(rows) AS rows FROM `+partsFrom+`
+			WHERE database = ? AND table = ? AND active GROUP BY partition ORDER BY partition`, e.db, stored)
 		if err != nil {
-			return out, fmt.Errorf("list partitions of %s.%s: %w", e.db, table, err)
+			return out, fmt.Errorf("list partitions of %s.%s: %w", e.db, stored, err)
 		}
 		for _, p := range parts {
 			switch len(p.Partition) {
@@ -79,8 +96,8 @@ func (e *Enforcer) Enforce(ctx context.Context, now time.Time) ([]Dropped, error
 			default:
 				continue
 			}
-			if err := e.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", e.db, table, p.Partition)); err != nil {
-				return out, fmt.Errorf("drop partition %s of %s.%s: %w", p.Partition, e.db, table, err)
+			if err := e.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s%s DROP PARTITION %s", e.db, stored, on, p.Partition)); err != nil {
+				return out, fmt.Errorf("drop partition %s of %s.%s%s: %w", p.Partition, e.db, stored, on, err)
 			}
 			e.log.Info("dropped expired partition", "table", table, "partition", p.Partition, "rows", p.Rows, "retention_days", days)
 			out = append(out, Dropped{Table: table, Partition: p.Partition, Rows: p.Rows})
