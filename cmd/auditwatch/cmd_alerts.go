@@ -9,14 +9,17 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/alerts/slack"
 	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/detect/leader"
 	"github.com/auditwatch/auditwatch/ingest/secret"
 	"github.com/auditwatch/auditwatch/rules"
 )
@@ -97,8 +100,10 @@ func fallbackTargets(cfg AlertsConfig, n alerts.Notifier) ([]alerts.FallbackTarg
 }
 
 // newDispatcher builds the dispatcher, with the fallback routes (checked
-// by newNotifier; a route that fails now is logged and left out).
-func newDispatcher(cfg Config, conn driver.Conn, n alerts.Notifier, lookup alerts.RuleLookup, log *slog.Logger, m *alerts.Metrics) *alerts.Dispatcher {
+// by newNotifier; a route that fails now is logged and left out). fence,
+// when not nil, is asked before each message (detect.ha: only the leader
+// sends).
+func newDispatcher(cfg Config, conn driver.Conn, n alerts.Notifier, lookup alerts.RuleLookup, log *slog.Logger, m *alerts.Metrics, fence func() error) *alerts.Dispatcher {
 	a := cfg.Alerts
 	fb, err := fallbackTargets(a, n)
 	if err != nil {
@@ -117,14 +122,14 @@ func newDispatcher(cfg Config, conn driver.Conn, n alerts.Notifier, lookup alert
 	return alerts.NewDispatcher(alerts.NewStore(conn, cfg.ClickHouse.Database), n, lookup, alerts.Options{
 		Router: alerts.Router{Routes: a.Routes, DefaultChannel: a.DefaultChannel}, Database: cfg.ClickHouse.Database,
 		PollInterval: a.PollInterval, Horizon: a.Horizon, IncidentTTL: a.IncidentTTL, MaxGroups: a.MaxGroups,
-		Attempts: a.Attempts, SendResolved: a.SendResolved, CatchupAfter: a.CatchupAfter, Fallback: fb,
+		Attempts: a.Attempts, SendResolved: a.SendResolved, CatchupAfter: a.CatchupAfter, Fallback: fb, Fence: fence,
 	}, log, m)
 }
 
 // runAlerts implements `alerts flush`.
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "flush" {
-		fmt.Fprintln(stdout, "Usage: auditwatch alerts flush [--config F] [--rules DIR]\n\nDeliver the findings waiting for delivery (and resolution notes) once, then exit.\n`detect` does this continuously every alerts.poll_interval.")
+		fmt.Fprintln(stdout, "Usage: auditwatch alerts flush [--config F] [--rules DIR] [--leader-wait D]\n\nDeliver the findings waiting for delivery (and resolution notes) once, then exit.\n`detect` does this continuously every alerts.poll_interval. With detect.ha, flush refuses\nwhile detect processes are in the leader group, and otherwise flushes only as its leader.")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return nil
 		}
@@ -133,6 +138,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("alerts flush", "Deliver the findings waiting for delivery (and resolution notes) once, then exit.", stdout, stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	dir := fs.String("rules", "", "rules directory, for rule descriptions (default detect.rules_dir)")
+	leaderWait := fs.Duration("leader-wait", 0, "with detect.ha: how long to wait to lead the group before giving up (default 3 × kafka.session_timeout)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -159,20 +165,98 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeN()
-	d := newDispatcher(cfg, conn, n, set.Get, log, nil)
-	st, err := d.Cycle(ctx)
+	flush := func(ctx context.Context, fence func() error) error {
+		d := newDispatcher(cfg, conn, n, set.Get, log, nil, fence)
+		st, err := d.Cycle(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%d messages sent for %d findings via %s (%d in catch-up messages, %d escalations); %d silenced, %d failed, %d to retry, %d incidents resolved; %d expired (past alerts.horizon); %d handed to the fallback, %d fallback failures\n",
+			st.Messages, st.Sent, n.Name(), st.Folded, st.Escalations, st.Silenced, st.Failed, st.Retrying, st.Resolved, st.Expired, st.Fallback, st.FallbackFailed)
+		// Expired findings (older than the horizon when this flush ran) are
+		// reported above and recorded, not an error of this flush: a
+		// `detect --from` catch-up reaches back to the horizon's edge.
+		if st.Retrying > 0 || st.Failed > 0 || st.FallbackFailed > 0 {
+			return fmt.Errorf("%d findings not delivered (%d failed for good, %d to retry, %d fallback failures; see alert_deliveries)", st.Retrying+st.Failed, st.Failed, st.Retrying, st.FallbackFailed)
+		}
+		return nil
+	}
+	if !cfg.Detect.HA.Enabled {
+		return flush(ctx, nil)
+	}
+	wait := *leaderWait
+	if wait <= 0 {
+		wait = 3 * cfg.Kafka.SessionTimeout
+	}
+	return flushAsLeader(ctx, cfg, log, wait, flush)
+}
+
+// flushAsLeader runs flush as the leader of the detect.ha group, so that
+// it never overlaps a detect's deliveries: while detect processes are
+// members of the group (one of them leads and delivers) it refuses without
+// joining (joining would interrupt the leader's term); otherwise it joins,
+// flushes under the leader's fence once it leads, and leaves. It gives up
+// when it does not lead within wait (a detect that started meanwhile won).
+func flushAsLeader(ctx context.Context, cfg Config, log *slog.Logger, wait time.Duration, flush func(context.Context, func() error) error) error {
+	ha := cfg.Detect.HA
+	tr, err := kafkaTransport(cfg.Kafka)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%d messages sent for %d findings via %s (%d in catch-up messages, %d escalations); %d silenced, %d failed, %d to retry, %d incidents resolved; %d expired (past alerts.horizon); %d handed to the fallback, %d fallback failures\n",
-		st.Messages, st.Sent, n.Name(), st.Folded, st.Escalations, st.Silenced, st.Failed, st.Retrying, st.Resolved, st.Expired, st.Fallback, st.FallbackFailed)
-	// Expired findings (older than the horizon when this flush ran) are
-	// reported above and recorded, not an error of this flush: a
-	// `detect --from` catch-up reaches back to the horizon's edge.
-	if st.Retrying > 0 || st.Failed > 0 || st.FallbackFailed > 0 {
-		return fmt.Errorf("%d findings not delivered (%d failed for good, %d to retry, %d fallback failures; see alert_deliveries)", st.Retrying+st.Failed, st.Failed, st.Retrying, st.FallbackFailed)
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: tr, Timeout: 10 * time.Second}
+	members, err := leader.DescribeGroup(ctx, client, ha.GroupID, ha.Topic)
+	if err != nil {
+		return fmt.Errorf("detect.ha: %w", err)
 	}
-	return nil
+	if len(members) > 0 {
+		lead := "none yet (rebalancing)"
+		for _, m := range members {
+			if m.Leads {
+				lead = m.ID
+			}
+		}
+		return fmt.Errorf("detect.ha: %d detect process(es) in leader group %s (leader: %s) deliver the alerts; not flushing (stop them first, or let the leader deliver)", len(members), ha.GroupID, lead)
+	}
+	el, err := newElector(ctx, cfg, "alerts-flush", log, nil)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	led := false
+	var ferr error
+	timer := time.AfterFunc(wait, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !led {
+			cancel()
+		}
+	})
+	defer timer.Stop()
+	if err := el.Run(rctx, func(lctx context.Context) {
+		mu.Lock()
+		if led { // a second term: the first one flushed
+			mu.Unlock()
+			return
+		}
+		led = true
+		mu.Unlock()
+		log.Info("leading the detect.ha group: flushing")
+		ferr = flush(lctx, el.Fence)
+		cancel()
+	}); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !led {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("detect.ha: did not become the leader of group %s within %s (a detect leads?); not flushing", ha.GroupID, wait)
+	}
+	return ferr
 }
 
 // runSilence implements `silence add|list|expire`.

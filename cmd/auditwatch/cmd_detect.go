@@ -5,16 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/detect"
 	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/detect/leader"
 	"github.com/auditwatch/auditwatch/detect/summary"
 	"github.com/auditwatch/auditwatch/rules"
 )
@@ -81,23 +90,25 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sched := detect.NewScheduler(cfg.Detect.RulesDir, runner, log, detect.NewMetrics(reg))
-	sched.ReloadInterval = cfg.Detect.ReloadInterval
-	progress := detect.NewProgress(conn, db)
-	progress.IdleTimeout = cfg.Detect.IdleTimeout
-	sched.Watermarks, sched.Runs, sched.Late = progress, runner.Store, detect.NewProgressLog(conn, db)
-	sched.MaxWait, sched.ReplayLookback, sched.LateCheckInterval = cfg.Detect.MaxWait, cfg.Detect.ReplayLookback, cfg.Detect.LateCheckInterval
-	alertMetrics := alerts.NewMetrics(reg) // also says whether alert delivery is degraded, for /readyz
+	w := &detectWork{cfg: cfg, conn: conn, runner: runner, log: log, metrics: detect.NewMetrics(reg), alertMetrics: alerts.NewMetrics(reg)}
+	var el *leader.Elector
+	if cfg.Detect.HA.Enabled {
+		// A standby checks the rules now rather than when it takes over.
+		if _, err := rules.LoadDir(cfg.Detect.RulesDir); err != nil {
+			return fmt.Errorf("load rules from %s: %w", cfg.Detect.RulesDir, err)
+		}
+		if el, err = newElector(ctx, cfg, "detect", log, leader.NewMetrics(reg)); err != nil {
+			return err
+		}
+	}
 	stopHTTP := func() {}
 	if cfg.Detect.HTTPListen != "" {
-		srv, ln, err := listenHTTP(HTTPConfig{Listen: cfg.Detect.HTTPListen, Pprof: cfg.HTTP.Pprof}, reg, func() error {
-			if sched.Rules() == nil {
-				return errors.New("rules not loaded")
-			}
-			return errors.Join(conn.Ping(ctx), alertMetrics.DeliveryHealthy())
-		})
+		srv, ln, err := listenHTTP(HTTPConfig{Listen: cfg.Detect.HTTPListen, Pprof: cfg.HTTP.Pprof}, reg, func() error { return w.ready(ctx, el) })
 		if err != nil {
 			return err
+		}
+		if el != nil {
+			srv.Handler = leaderReadyz(srv.Handler, el, func() error { return w.ready(ctx, el) })
 		}
 		log.Info("serving metrics and health", "addr", ln.Addr().String())
 		done := make(chan struct{})
@@ -115,30 +126,19 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	defer stopHTTP()
-	dispatchDone := make(chan struct{})
-	dctx, stopDispatch := context.WithCancel(ctx)
-	defer stopDispatch()
 	if cfg.Alerts.Enabled {
 		n, closeN, err := newNotifier(cfg.Alerts, stdout, log)
 		if err != nil {
 			return err
 		}
 		defer closeN()
-		lookup := func(id string) *rules.Rule {
-			if set := sched.Rules(); set != nil {
-				return set.Get(id)
-			}
-			return nil
+		var fence func() error
+		if el != nil {
+			fence = el.Fence // no message unless this process leads with a fresh lease
 		}
-		d := newDispatcher(cfg, conn, n, lookup, log, alertMetrics)
-		runner.Stored = d.Wake // deliver as soon as an alert is stored
+		w.dispatcher = newDispatcher(cfg, conn, n, w.lookup, log, w.alertMetrics, fence)
+		runner.Stored = w.dispatcher.Wake // deliver as soon as an alert is stored
 		log.Info("delivering alerts", "notifier", n.Name(), "default_channel", cfg.Alerts.DefaultChannel, "routes", len(cfg.Alerts.Routes))
-		go func() {
-			defer close(dispatchDone)
-			_ = d.Run(dctx) // its own goroutine: a Slack outage never blocks detection
-		}()
-	} else {
-		close(dispatchDone)
 	}
 	if len(cfg.Summary.Schedules) > 0 {
 		n, closeN, err := newNotifier(cfg.Alerts, stdout, log)
@@ -147,13 +147,88 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer closeN()
 		poster, _ := n.(alerts.ReportPoster)
-		d := &summary.Deliverer{Builder: summary.NewBuilder(conn, db, keys.NewStore(conn, db)), Poster: poster, OutDir: cfg.Summary.OutDir, Log: log}
+		w.summaries = &summary.Deliverer{Builder: summary.NewBuilder(conn, db, keys.NewStore(conn, db)), Poster: poster, OutDir: cfg.Summary.OutDir, Log: log}
+		for _, sc := range cfg.Summary.Schedules {
+			if _, err := cronParser.Parse(sc.Cron); err != nil {
+				return fmt.Errorf("summary schedule %q: %w", sc.Cron, err)
+			}
+		}
+	}
+	if el == nil {
+		log.Info("detecting", "rules_dir", cfg.Detect.RulesDir, "database", db)
+		if err := w.run(ctx); err != nil {
+			return err
+		}
+		log.Info("detect stopped cleanly")
+		return nil
+	}
+	// detect.ha: the work runs only while this process leads; a failure of
+	// the work (rules that do not load) stops the process.
+	log.Info("detecting when leading", "rules_dir", cfg.Detect.RulesDir, "database", db, "group", cfg.Detect.HA.GroupID, "topic", cfg.Detect.HA.Topic)
+	rctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if err := el.Run(rctx, func(lctx context.Context) {
+		if err := w.run(lctx); err != nil {
+			stop(err)
+		}
+	}); err != nil {
+		return err
+	}
+	if err := context.Cause(rctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	log.Info("detect stopped cleanly")
+	return nil
+}
+
+// detectWork is what `detect` does: the rule scheduler, alert delivery and
+// the usage summary schedules. Without detect.ha it runs for the life of
+// the process; with it, once per term of leadership (a fresh scheduler each
+// time, which reads the cursors the previous leader persisted and replays
+// the ticks it missed).
+type detectWork struct {
+	cfg          Config
+	conn         driver.Conn
+	runner       *detect.Runner
+	log          *slog.Logger
+	metrics      *detect.Metrics
+	alertMetrics *alerts.Metrics
+	dispatcher   *alerts.Dispatcher               // nil: alerts disabled
+	summaries    *summary.Deliverer               // nil: none scheduled
+	sched        atomic.Pointer[detect.Scheduler] // of the running term
+}
+
+// run runs the work until ctx ends (then stops it and waits), or until the
+// scheduler fails to start.
+func (w *detectWork) run(ctx context.Context) error {
+	cfg, db := w.cfg, w.cfg.ClickHouse.Database
+	sched := detect.NewScheduler(cfg.Detect.RulesDir, w.runner, w.log, w.metrics)
+	sched.ReloadInterval = cfg.Detect.ReloadInterval
+	progress := detect.NewProgress(w.conn, db)
+	progress.IdleTimeout = cfg.Detect.IdleTimeout
+	sched.Watermarks, sched.Runs, sched.Late = progress, w.runner.Store, detect.NewProgressLog(w.conn, db)
+	sched.MaxWait, sched.ReplayLookback, sched.LateCheckInterval = cfg.Detect.MaxWait, cfg.Detect.ReplayLookback, cfg.Detect.LateCheckInterval
+	w.sched.Store(sched)
+	defer w.sched.Store(nil)
+
+	dctx, stopDispatch := context.WithCancel(ctx)
+	defer stopDispatch()
+	dispatchDone := make(chan struct{})
+	if w.dispatcher != nil {
+		go func() {
+			defer close(dispatchDone)
+			_ = w.dispatcher.Run(dctx) // its own goroutine: a Slack outage never blocks detection
+		}()
+	} else {
+		close(dispatchDone)
+	}
+	if w.summaries != nil {
 		c := cron.New(cron.WithLocation(time.UTC), cron.WithParser(cronParser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
 		for _, sc := range cfg.Summary.Schedules {
 			sc := sc
 			if _, err := c.AddFunc(sc.Cron, func() {
-				if _, err := d.Deliver(dctx, sc, time.Now()); err != nil {
-					log.Error("scheduled usage summary failed", "period", sc.Period, "channel", sc.Channel, "err", err)
+				if _, err := w.summaries.Deliver(dctx, sc, time.Now()); err != nil {
+					w.log.Error("scheduled usage summary failed", "period", sc.Period, "channel", sc.Channel, "err", err)
 				}
 			}); err != nil {
 				return fmt.Errorf("summary schedule %q: %w", sc.Cron, err)
@@ -161,18 +236,50 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		c.Start()
 		defer func() { <-c.Stop().Done() }()
-		log.Info("usage summaries scheduled", "schedules", len(cfg.Summary.Schedules), "out_dir", cfg.Summary.OutDir)
+		w.log.Info("usage summaries scheduled", "schedules", len(cfg.Summary.Schedules), "out_dir", cfg.Summary.OutDir)
 	}
-	log.Info("detecting", "rules_dir", cfg.Detect.RulesDir, "database", db)
-	err = sched.Run(ctx)
-	// Stop delivering before the deferred calls close the notifier.
+	err := sched.Run(ctx)
+	// Stop delivering before the caller closes the notifier.
 	stopDispatch()
 	<-dispatchDone
-	if err != nil {
+	return err
+}
+
+// lookup returns the rule with an id from the running scheduler, for
+// alert messages.
+func (w *detectWork) lookup(id string) *rules.Rule {
+	if s := w.sched.Load(); s != nil {
+		if set := s.Rules(); set != nil {
+			return set.Get(id)
+		}
+	}
+	return nil
+}
+
+// ready is /readyz of detect: ClickHouse answers and, on a process that
+// works (the leader, or any detect without detect.ha), the rules are loaded
+// and alert delivery is not degraded; a standby is ready once it is a
+// member of the leader group.
+func (w *detectWork) ready(ctx context.Context, el *leader.Elector) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := w.conn.Ping(pctx); err != nil {
 		return err
 	}
-	log.Info("detect stopped cleanly")
-	return nil
+	if el != nil && !el.Leading() {
+		if st := el.Status(); !st.Joined {
+			if st.Err != nil {
+				return fmt.Errorf("not a member of the leader group yet: %w", st.Err)
+			}
+			return errors.New("not a member of the leader group yet")
+		}
+		return nil
+	}
+	s := w.sched.Load()
+	if s == nil || s.Rules() == nil {
+		return errors.New("rules not loaded")
+	}
+	return w.alertMetrics.DeliveryHealthy()
 }
 
 // detectOnce runs the enabled rules at one time (once) or at their ticks over
@@ -269,4 +376,109 @@ func boundSQLRules(cfg Config, eng *detect.Engine) (func(), error) {
 	}
 	eng.SQLConn = conn
 	return func() { conn.Close() }, nil
+}
+
+// newElector creates the leader group's topic if it is missing (one
+// partition) and returns an Elector on it (detect.ha), with the kafka.*
+// connection settings. role names the process in the group's member ids
+// ("detect", "alerts-flush").
+func newElector(ctx context.Context, cfg Config, role string, log *slog.Logger, m *leader.Metrics) (*leader.Elector, error) {
+	ha := cfg.Detect.HA
+	if err := ensureLeaderTopic(ctx, cfg.Kafka, ha.Topic, log); err != nil {
+		return nil, fmt.Errorf("detect.ha: leader topic: %w", err)
+	}
+	dialer, err := kafkaDialer(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := kafkaTransport(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	return leader.NewKafka(leader.KafkaConfig{Brokers: cfg.Kafka.Brokers, Dialer: dialer, Transport: tr, GroupID: ha.GroupID, Topic: ha.Topic,
+		SessionTimeout: cfg.Kafka.SessionTimeout, ClientID: fmt.Sprintf("auditwatch-%s@%s/%d", role, host, os.Getpid())}, log, m)
+}
+
+// ensureLeaderTopic creates the leader topic with one partition unless it
+// exists, and waits until it has a leader. It asks the controller to create
+// it before anything reads its metadata: a broker with
+// auto.create.topics.enable would otherwise create it with num.partitions.
+// (More partitions would still work: the leader is given them all.)
+func ensureLeaderTopic(ctx context.Context, cfg KafkaConfig, topic string, log *slog.Logger) error {
+	dialer, err := kafkaDialer(cfg)
+	if err != nil {
+		return err
+	}
+	var conn *kafka.Conn
+	for _, b := range cfg.Brokers {
+		if conn, err = dialer.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("dial kafka %v: %w", cfg.Brokers, err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("find kafka controller: %w", err)
+	}
+	cc, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dial kafka controller: %w", err)
+	}
+	defer cc.Close()
+	err = cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
+	switch {
+	case err == nil:
+		log.Info("leader topic created", "topic", topic)
+	case errors.Is(err, kafka.TopicAlreadyExists):
+	default:
+		// Not allowed to create topics (ACLs) is fine if it exists.
+		log.Warn("could not create the leader topic; using it if it exists", "topic", topic, "err", err)
+	}
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		parts, err := conn.ReadPartitions(topic)
+		if err == nil && len(parts) > 0 && parts[0].Leader.Host != "" {
+			if len(parts) > 1 {
+				log.Warn("the leader topic has more than one partition; the leader is assigned them all", "topic", topic, "partitions", len(parts))
+			}
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("topic %s not ready after 30s: %v", topic, last)
+}
+
+// leaderReadyz wraps h so that /readyz of a detect with detect.ha says
+// whether it leads: 200 "leader (member M, generation G)" or 200 "standby
+// (leader: M)" — both are ready, so a load balancer or Kubernetes keeps
+// every replica (none of them serves traffic; the metrics say who leads) —
+// and 503 with the reasons while ready fails.
+func leaderReadyz(h http.Handler, el *leader.Elector, ready func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, leaderStatus(el.Status()))
+	})
+}
+
+// leaderStatus describes st in a line.
+func leaderStatus(st leader.Status) string {
+	switch {
+	case st.Leading:
+		return fmt.Sprintf("leader (member %s, generation %d, since %s)", st.MemberID, st.Generation, st.Since.UTC().Format(time.RFC3339))
+	case st.Leader != "":
+		return fmt.Sprintf("standby (leader: %s; this member %s, generation %d)", st.Leader, st.MemberID, st.Generation)
+	default:
+		return fmt.Sprintf("standby (leader: unknown yet; this member %s, generation %d)", st.MemberID, st.Generation)
+	}
 }
