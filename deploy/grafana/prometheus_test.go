@@ -10,54 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/auditwatch/auditwatch/alerts"
-	"github.com/auditwatch/auditwatch/detect"
-	"github.com/auditwatch/auditwatch/ingest"
+	"github.com/auditwatch/auditwatch/deploy/prometheus/metricnames"
 )
-
-// names is a prometheus.Registerer that keeps the names of the metrics
-// registered with it (and the series names of histograms), as
-// deploy/prometheus's test does.
-type names map[string]bool
-
-var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
-
-func (n names) Register(c prometheus.Collector) error {
-	ch := make(chan *prometheus.Desc, 64)
-	go func() { c.Describe(ch); close(ch) }()
-	for d := range ch {
-		if m := fqName.FindStringSubmatch(d.String()); m != nil {
-			n[m[1]] = true
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				n[m[1]+s] = true
-			}
-		}
-	}
-	return nil
-}
-
-func (n names) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		_ = n.Register(c)
-	}
-}
-
-func (n names) Unregister(prometheus.Collector) bool { return true }
-
-// registered returns the names of every metric auditwatch's packages
-// register.
-func registered() names {
-	n := names{}
-	alerts.NewMetrics(n)
-	detect.NewMetrics(n)
-	ingest.NewMetrics(n)
-	return n
-}
-
-var metricRef = regexp.MustCompile(`\bauditwatch_[a-z0-9_]+\b`)
 
 type promExpr struct{ name, expr string }
 
@@ -96,13 +52,13 @@ func prometheusExprs(t *testing.T) []promExpr {
 }
 
 func TestPrometheusPanelsUseRegisteredMetrics(t *testing.T) {
-	have := registered()
+	have := metricnames.Registered()
 	if len(have) < 20 {
 		t.Fatalf("only %d metrics collected from the code", len(have))
 	}
 	used := map[string]bool{}
 	for _, e := range prometheusExprs(t) {
-		refs := metricRef.FindAllString(e.expr, -1)
+		refs := metricnames.Ref.FindAllString(e.expr, -1)
 		if len(refs) == 0 && !strings.Contains(e.expr, "up{") {
 			t.Errorf("%s: names no auditwatch metric: %s", e.name, e.expr)
 		}

@@ -8,17 +8,13 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/auditwatch/auditwatch/alerts"
-	"github.com/auditwatch/auditwatch/detect"
-	"github.com/auditwatch/auditwatch/ingest"
+	"github.com/auditwatch/auditwatch/deploy/prometheus/metricnames"
 )
 
 const rulesFile = "auditwatch-rules.yml"
@@ -36,46 +32,6 @@ type ruleFile struct {
 	} `yaml:"groups"`
 }
 
-// names is a prometheus.Registerer that keeps the names of the metrics
-// registered with it (and the series names of histograms).
-type names map[string]bool
-
-var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
-
-func (n names) Register(c prometheus.Collector) error {
-	ch := make(chan *prometheus.Desc, 64)
-	go func() { c.Describe(ch); close(ch) }()
-	for d := range ch {
-		if m := fqName.FindStringSubmatch(d.String()); m != nil {
-			n[m[1]] = true
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				n[m[1]+s] = true
-			}
-		}
-	}
-	return nil
-}
-
-func (n names) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		_ = n.Register(c)
-	}
-}
-
-func (n names) Unregister(prometheus.Collector) bool { return true }
-
-// registered returns the names of every metric auditwatch's packages
-// register.
-func registered() names {
-	n := names{}
-	alerts.NewMetrics(n)
-	detect.NewMetrics(n)
-	ingest.NewMetrics(n)
-	return n
-}
-
-var metricRef = regexp.MustCompile(`\bauditwatch_[a-z0-9_]+\b`)
-
 func TestRulesNameRegisteredMetrics(t *testing.T) {
 	raw, err := os.ReadFile(rulesFile)
 	if err != nil {
@@ -87,7 +43,7 @@ func TestRulesNameRegisteredMetrics(t *testing.T) {
 	if err := dec.Decode(&rf); err != nil {
 		t.Fatalf("%s: %v", rulesFile, err)
 	}
-	have := registered()
+	have := metricnames.Registered()
 	if len(have) < 20 {
 		t.Fatalf("only %d metrics collected from the code", len(have))
 	}
@@ -102,7 +58,7 @@ func TestRulesNameRegisteredMetrics(t *testing.T) {
 			if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
 				t.Errorf("%s: needs labels.severity and annotations.summary", r.Alert)
 			}
-			refs := metricRef.FindAllString(r.Expr, -1)
+			refs := metricnames.Ref.FindAllString(r.Expr, -1)
 			if len(refs) == 0 {
 				t.Errorf("%s: expr names no auditwatch metric: %s", r.Alert, r.Expr)
 			}
