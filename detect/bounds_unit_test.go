@@ -168,6 +168,7 @@ func TestLimitError(t *testing.T) {
 // a session (what the server made of the settings sent).
 type fakeSQLConn struct {
 	effective map[string]string
+	err       error // the probe's error, if set
 	queries   int
 }
 
@@ -179,6 +180,9 @@ func (c *fakeSQLConn) Query(ctx context.Context, query string, args ...any) (dri
 	c.queries++
 	if query != settingsProbe {
 		return nil, errors.New("unexpected query")
+	}
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := &fakeRows{}
 	for k, v := range c.effective {
@@ -252,6 +256,56 @@ func TestLimitsCheck(t *testing.T) {
 			_ = c.verify(context.Background(), conn, s)
 			if conn.queries != 2 {
 				t.Fatalf("%d probes, want 2", conn.queries)
+			}
+		})
+	}
+}
+
+// TestLimitsCheckProbeRefused: current ClickHouse refuses the settings of
+// a readonly = 1 user (code 164) where 18.16 ignores them; the check reports
+// it as the same "not in force" error with the same advice. A settings
+// constraint below the limits (452) is named as such; any other error is
+// only wrapped. The ClickHouse error stays wrapped in every case.
+func TestLimitsCheckProbeRefused(t *testing.T) {
+	s := SQLLimits{}.settings(10*time.Second, 54470)
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"readonly=1 user on current ClickHouse", &clickhouse.Exception{Code: 164, Name: "READONLY", Message: "Cannot modify 'max_rows_to_read' setting in readonly mode"},
+			[]string{"sql rule limits not in force for this ClickHouse user", "give the rules user readonly = 2", "Cannot modify 'max_rows_to_read'"}},
+		{"readonly itself refused", fmt.Errorf("read: %w", &clickhouse.Exception{Code: 164, Message: "Cannot modify 'readonly' setting in readonly mode"}),
+			[]string{"sql rule limits not in force for this ClickHouse user", "give the rules user readonly = 2"}},
+		{"profile constraint below the limits", &clickhouse.Exception{Code: 452, Message: "Setting max_rows_to_read shouldn't be greater than 1000"},
+			[]string{"sql rule limits not in force for this ClickHouse user", "constrains them below detect.sql_rules"}},
+		{"other readonly error is not about the limits", &clickhouse.Exception{Code: 164, Message: "Cannot execute query in readonly mode"},
+			[]string{"check sql rule limits: "}},
+		{"connection error", errors.New("connection reset"), []string{"check sql rule limits: connection reset"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c limitsCheck
+			conn := &fakeSQLConn{err: tt.err}
+			err := c.verify(context.Background(), conn, s)
+			if err == nil {
+				t.Fatal("a refused probe passed the check")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			if strings.HasPrefix(tt.want[0], "check sql rule limits") && strings.Contains(err.Error(), "not in force") {
+				t.Errorf("%q: an unrelated error reported as limits not in force", err)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Error("the ClickHouse error is not wrapped")
+			}
+			// Not remembered: the next run checks again.
+			_ = c.verify(context.Background(), conn, s)
+			if conn.queries != 2 {
+				t.Errorf("%d probes, want 2", conn.queries)
 			}
 		})
 	}

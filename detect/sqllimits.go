@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,10 +114,39 @@ func limitError(err error, s clickhouse.Settings) error {
 	return fmt.Errorf("sql rule exceeded %s = %v (detect.sql_rules.%s): %w", name, s[name], name, err)
 }
 
+// Codes of a probe refused for its settings.
+const (
+	codeReadonly                  = 164 // READONLY: "Cannot modify 'x' setting in readonly mode"
+	codeSettingConstraintViolated = 452 // SETTING_CONSTRAINT_VIOLATION (current ClickHouse profiles)
+)
+
+// notInForceAdvice ends every "limits not in force" error.
+const notInForceAdvice = "a profile with readonly = 1 ignores or refuses per-query settings: give the rules user readonly = 2"
+
+// probeError explains a settings probe the server refused. Current
+// ClickHouse refuses the settings of a readonly = 1 user outright (code
+// 164) where 18.16 ignores them (which verify then sees in the effective
+// values); both mean the limits are not in force, and get the same
+// advice. A settings constraint below the limits (code 452) means the
+// profile and detect.sql_rules disagree. Other errors are wrapped as they are.
+func probeError(err error) error {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		switch {
+		case ex.Code == codeReadonly && strings.Contains(ex.Message, "setting in readonly mode"):
+			return fmt.Errorf("sql rule limits not in force for this ClickHouse user: the server refuses them as settings (%s): %w", notInForceAdvice, err)
+		case ex.Code == codeSettingConstraintViolated:
+			return fmt.Errorf("sql rule limits not in force for this ClickHouse user: its settings profile constrains them below detect.sql_rules (lower detect.sql_rules or raise the profile's constraints, together): %w", err)
+		}
+	}
+	return fmt.Errorf("check sql rule limits: %w", err)
+}
+
 // limitsCheck verifies, once per connection user, that the limits are in
-// force: a user whose profile has readonly = 1 makes ClickHouse refuse (or,
-// on 18.16, silently ignore) the settings, and a profile may set an overflow
-// mode to break, which would truncate results silently.
+// force: a user whose profile has readonly = 1 makes ClickHouse refuse
+// (current versions, code 164) or silently ignore (18.16) the settings, and
+// a profile may set an overflow mode to break, which would truncate results
+// silently.
 type limitsCheck struct {
 	mu sync.Mutex
 	ok bool
@@ -141,7 +171,7 @@ func (c *limitsCheck) verify(ctx context.Context, conn SQLConn, s clickhouse.Set
 	s = probe
 	rows, err := conn.Query(clickhouse.Context(ctx, clickhouse.WithSettings(s)), settingsProbe)
 	if err != nil {
-		return fmt.Errorf("check sql rule limits: %w", err)
+		return probeError(err)
 	}
 	defer rows.Close()
 	got := map[string]string{}
@@ -161,7 +191,7 @@ func (c *limitsCheck) verify(ctx context.Context, conn SQLConn, s clickhouse.Set
 	}
 	for _, k := range []string{"readonly", "max_execution_time", "max_memory_usage", "max_rows_to_read", "max_result_rows", "result_overflow_mode", "read_overflow_mode"} {
 		if got[k] != want[k] {
-			return fmt.Errorf("sql rule limits not in force for this ClickHouse user: %s is %s, want %s (a profile with readonly = 1 ignores or refuses per-query settings: give the rules user readonly = 2)", k, strconv.Quote(got[k]), want[k])
+			return fmt.Errorf("sql rule limits not in force for this ClickHouse user: %s is %s, want %s (%s)", k, strconv.Quote(got[k]), want[k], notInForceAdvice)
 		}
 	}
 	c.ok = true
