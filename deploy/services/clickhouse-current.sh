@@ -134,8 +134,17 @@ sys.exit(1)
 EOF
 }
 
+# The component users' default database (as grants.sql creates it first):
+# a user whose default database is missing cannot log in at all.
+create_db() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/" --data-binary 'CREATE DATABASE IF NOT EXISTS auditwatch' >/dev/null \
+        || clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'CREATE DATABASE IF NOT EXISTS auditwatch' \
+        || die "cannot create the database auditwatch"
+}
+
 cmd_start() {
     if srv_pid >/dev/null && answering; then
+        create_db
         log "already running (pid $(srv_pid)) on 127.0.0.1:$PORT (http $HTTP_PORT)"
         return 0
     fi
@@ -156,6 +165,7 @@ cmd_start() {
     local i
     for ((i = 0; i < START_TIMEOUT * 2; i++)); do
         if answering; then
+            create_db
             log "up: $(version) (pid $(cat "$PIDFILE"))"
             return 0
         fi
