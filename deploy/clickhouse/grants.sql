@@ -125,6 +125,13 @@ GRANT ALTER DELETE ON {{DB}}.rule_runs TO aw_retention;
 -- its rights (SQL SECURITY DEFINER, the default for materialized views).
 GRANT CREATE DATABASE ON {{DB}}.* TO aw_migrate;
 GRANT CREATE TABLE, CREATE VIEW, ALTER, DROP TABLE, DROP VIEW, SELECT, INSERT, SHOW ON {{DB}}.* TO aw_migrate;
+-- The table engines of the schema: servers with
+-- access_control_improvements.table_engines_require_grant = true (the
+-- built-in default; the packaged config.xml sets false) refuse CREATE TABLE
+-- without them.
+GRANT TABLE ENGINE ON MergeTree TO aw_migrate;
+GRANT TABLE ENGINE ON ReplacingMergeTree TO aw_migrate;
+GRANT TABLE ENGINE ON AggregatingMergeTree TO aw_migrate;
 
 -- analysts: read everything of auditwatch, nothing else.
 GRANT SELECT ON {{DB}}.* TO aw_analyst;
