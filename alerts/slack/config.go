@@ -41,6 +41,12 @@ type Config struct {
 	// parent message, a thread reply Slack posted outside its thread. Nil
 	// discards. Lines never contain credentials.
 	Logger *slog.Logger
+	// Interactive adds the triage buttons (Acknowledge, Silence key 24 h,
+	// Silence rule for this key…, Expected activity, Resolve; see
+	// ActionIDs) under each finding of alert messages. Someone must answer
+	// them: the Socket Mode runner of alerts/triage, with an app-level
+	// token. Bot token only: New refuses it with a webhook.
+	Interactive bool
 	// OnUpdateError, when set, is called (synchronously, from Notify) with
 	// the classified error of a failed update of the parent message, after
 	// the reply itself was posted; Notify still succeeds.
@@ -57,6 +63,8 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, errors.New("slack: set either a bot token or a webhook url")
 	case cfg.Token != "" && cfg.WebhookURL != "":
 		return nil, errors.New("slack: set either a bot token or a webhook url, not both")
+	case cfg.Interactive && cfg.Token == "":
+		return nil, errors.New("slack: interactive alerts need a bot token (a webhook cannot receive button presses)")
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("slack: negative timeout %s", cfg.Timeout)
 	}

@@ -73,6 +73,9 @@ func (n *Notifier) postBot(ctx context.Context, m *alerts.Message) (alerts.Recei
 		return alerts.Receipt{}, &alerts.DeliveryError{Err: errors.New("slack: message without a channel"), Code: "no_channel"}
 	}
 	blocks, text := Render(m)
+	if n.cfg.Interactive {
+		blocks, text = RenderInteractive(m)
+	}
 	opts := []slack.MsgOption{
 		slack.MsgOptionText(text, false),
 		slack.MsgOptionBlocks(blocks...),
@@ -113,7 +116,7 @@ func (n *Notifier) postBot(ctx context.Context, m *alerts.Message) (alerts.Recei
 // updateParent edits m.UpdateTS in channel to show m's state; failures are
 // logged and reported to Config.OnUpdateError.
 func (n *Notifier) updateParent(ctx context.Context, m *alerts.Message, channel string) {
-	blocks, text := renderParent(m)
+	blocks, text := renderParent(m, n.cfg.Interactive)
 	rctx, p, cancel := n.request(ctx)
 	_, _, _, err := n.api.UpdateMessageContext(rctx, channel, m.UpdateTS,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))

@@ -84,15 +84,34 @@ func Render(m *alerts.Message) (blocks []slack.Block, fallback string) {
 	return renderFull(m, false)
 }
 
+// RenderInteractive is Render with the triage buttons (see ActionIDs) under
+// each finding of a full message that is not a resolution: what the
+// notifier posts when Config.Interactive is set. Thread replies and
+// resolutions have no buttons.
+func RenderInteractive(m *alerts.Message) (blocks []slack.Block, fallback string) {
+	if m.Kind == alerts.KindResolved || m.FallbackReason != "" || (m.ThreadTS != "" && (m.Kind == alerts.KindRepeat || m.Kind == alerts.KindEscalation)) {
+		return Render(m)
+	}
+	return renderFullWith(m, false, true)
+}
+
 // renderParent renders the first message of an incident again with the
-// state m brings (still happening, resolved), for chat.update.
-func renderParent(m *alerts.Message) ([]slack.Block, string) {
-	return renderFull(m, true)
+// state m brings (still happening, resolved), for chat.update; with
+// buttons when interactive and the incident is not resolved.
+func renderParent(m *alerts.Message, interactive bool) ([]slack.Block, string) {
+	return renderFullWith(m, true, interactive && m.Kind != alerts.KindResolved)
 }
 
 // renderFull renders the complete message. parent says it replaces the first
 // message of the incident (the replies are in its thread).
 func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
+	return renderFullWith(m, parent, false)
+}
+
+// renderFullWith is renderFull, with an actions block (the triage buttons)
+// after each finding listed when buttons is set; fewer findings are then
+// listed, so that the message stays within Slack's 50 blocks.
+func renderFullWith(m *alerts.Message, parent, buttons bool) ([]slack.Block, string) {
 	blocks := []slack.Block{header(m)}
 	if m.FallbackReason != "" && !parent {
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, ":warning: "+clean(m.FallbackReason, maxValue), false, false)))
@@ -111,6 +130,9 @@ func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
 	// Room for the findings: 50 minus what is around them, minus the
 	// divider before them and the "+K more" line.
 	room := maxBlocks - len(blocks) - len(tail) - 2
+	if buttons {
+		room /= 2 // a section and an actions block per finding
+	}
 	if len(findings) > room {
 		findings = findings[:room]
 	}
@@ -118,6 +140,9 @@ func renderFull(m *alerts.Message, parent bool) ([]slack.Block, string) {
 		blocks = append(blocks, slack.NewDividerBlock())
 		for i := range findings {
 			blocks = append(blocks, mdSection(findingText(m, &findings[i])))
+			if buttons && findings[i].ID != "" {
+				blocks = append(blocks, actionsBlock(&findings[i]))
+			}
 		}
 	}
 	if more := total - len(findings); more > 0 && len(findings) > 0 {

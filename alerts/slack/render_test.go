@@ -393,7 +393,7 @@ func TestRenderParent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := alertMessage()
 			m.Kind, m.Repeats, m.ThreadTS, m.UpdateTS = tt.kind, 4, "1.1", "1.1"
-			blocks, fallback := renderParent(m)
+			blocks, fallback := renderParent(m, false)
 			checkLimits(t, blocks)
 			mustContain(t, "blocks", blocksText(t, blocks), tt.want...)
 			if strings.Contains(fallback, m.Mention) {

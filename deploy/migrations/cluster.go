@@ -25,6 +25,7 @@ var shardingKeys = map[string]string{
 	"rule_runs":        "cityHash64(rule_id)",
 	"alert_deliveries": "cityHash64(rule_id, group_key)",
 	"silences":         "cityHash64(silence_id)",
+	"alert_actions":    "cityHash64(action_id)",
 	"key_ip_daily":     "cityHash64(key_id)",
 	"key_usage_hourly": "cityHash64(key_id)",
 	"key_usage":        "cityHash64(key_id)",

@@ -251,6 +251,8 @@ type Server struct {
 	msgs     map[string]*Message // channel id + "/" + ts → message
 	files    map[string]*File
 	hooks    []*Message
+	socket   *socketState    // Socket Mode (socket.go)
+	tickets  map[string]bool // Socket Mode URLs handed out
 }
 
 // NewServer starts a server; t.Cleanup closes it.
@@ -264,10 +266,13 @@ func NewServer(t testing.TB) *Server {
 		nextID:   123,
 		msgs:     map[string]*Message{},
 		files:    map[string]*File{},
+		tickets:  map[string]bool{},
+		socket:   newSocketState(),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(func() {
 		close(s.done)
+		s.DropSocket()
 		s.srv.Close()
 	})
 	return s
@@ -485,6 +490,10 @@ const (
 var tokenField = regexp.MustCompile(`(^|&)token=[^&]*`)
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/socket" {
+		s.serveSocket(w, r)
+		return
+	}
 	raw, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	req := &Request{Method: r.Method, Path: r.URL.Path}
 	switch {
@@ -771,8 +780,16 @@ func (s *Server) api(req *Request, parseErr error) (int, string, string) {
 	if req.Token == "" {
 		return fail("not_authed")
 	}
-	if s.token != "" && req.Token != s.token {
+	// An app-level token (xapp-…) is good for apps.connections.open only,
+	// and only it is (see socket.go).
+	if (req.API == "apps.connections.open") != strings.HasPrefix(req.Token, "xapp-") {
+		return fail("not_allowed_token_type")
+	}
+	if s.token != "" && req.Token != s.token && req.API != "apps.connections.open" {
 		return fail("invalid_auth")
+	}
+	if status, body, code, ok := s.socketAPI(req); ok {
+		return status, body, code
 	}
 	switch req.API {
 	case "chat.postMessage":
