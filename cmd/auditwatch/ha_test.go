@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,6 +265,58 @@ func TestDetectHAHandover(t *testing.T) {
 	}
 	if n := e.posts("key_ha_flush")["key_ha_flush"]; n != 1 {
 		t.Fatalf("key_ha_flush: %d Slack messages, want 1", n)
+	}
+}
+
+// TestDetectHAPausedLeader: a leader paused (SIGSTOP) for longer than the
+// session timeout loses leadership to the standby; when it resumes, its
+// expired lease keeps it from sending anything (Fence) and it stands by.
+// Each alert reaches Slack exactly once.
+func TestDetectHAPausedLeader(t *testing.T) {
+	e := newHAEnv(t)
+	a := e.start("A")
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) { return a.metric("auditwatch_detect_leader") == 1, "A leading" })
+	b := e.start("B")
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
+		code, body := readyz(b.port)
+		return code == 200 && strings.HasPrefix(body, "standby"), fmt.Sprintf("B /readyz %d %q", code, body)
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.cmd.Process.Signal(syscall.SIGCONT) })
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) { return b.metric("auditwatch_detect_leader") == 1, "B leading" })
+	e.burst("key_pause_1", 5)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := e.posts("key_pause_1")["key_pause_1"]
+		return n >= 1, fmt.Sprintf("%d messages for key_pause_1", n)
+	})
+	// A resumes with timers due and findings pending from its point of view;
+	// a burst arrives at once.
+	e.burst("key_pause_2", 5)
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		code, body := readyz(a.port)
+		return code == 200 && strings.HasPrefix(body, "standby"), fmt.Sprintf("A /readyz %d %q", code, body)
+	})
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := e.posts("key_pause_2")["key_pause_2"]
+		return n >= 1, fmt.Sprintf("%d messages for key_pause_2", n)
+	})
+	time.Sleep(3 * time.Second)
+	got := e.posts("key_pause_1", "key_pause_2")
+	for _, k := range []string{"key_pause_1", "key_pause_2"} {
+		if got[k] != 1 {
+			t.Errorf("%s: %d Slack messages, want exactly 1", k, got[k])
+		}
+	}
+	if a.metric("auditwatch_detect_leader") != 0 || b.metric("auditwatch_detect_leader") != 1 {
+		t.Fatalf("after the pause: A %v, B %v; want B alone leading", a.metric("auditwatch_detect_leader"), b.metric("auditwatch_detect_leader"))
+	}
+	if !strings.Contains(a.log.String(), "leadership ended") {
+		t.Fatalf("A did not log the end of its leadership")
 	}
 }
 

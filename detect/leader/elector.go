@@ -91,7 +91,10 @@ type Elector struct {
 	mu      sync.Mutex
 	st      Status
 	leaseTo time.Time // Fence is open until then (while leading)
-	ledLast bool      // this member led the last generation (for the sticky balancer)
+	// ledGen is the generation this member led last, while it may claim to
+	// keep leading in the next one (the sticky balancer's user data); 0
+	// when it may not (it stood by, or the coordinator dropped it).
+	ledGen int32
 }
 
 // New returns an Elector on group for a group session timeout of session
@@ -128,6 +131,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 			e.mu.Lock()
 			first := e.st.Err == nil
 			e.st.Err, e.st.Joined = err, false
+			e.ledGen = 0 // dropped from the group: no claim
 			e.mu.Unlock()
 			if first {
 				e.log.Warn("joining the leader group failed; retrying", "err", err)
@@ -154,7 +158,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 func (e *Elector) standby(ctx context.Context, gen Generation) {
 	e.mu.Lock()
 	was := e.st
-	e.ledLast = false
+	e.ledGen = 0
 	e.st = Status{Joined: true, MemberID: gen.MemberID(), Generation: gen.ID(), Since: e.now()}
 	if was.Joined && !was.Leading {
 		e.st.Since = was.Since // still a standby; the leader is looked up again
@@ -195,9 +199,14 @@ func (e *Elector) term(ctx, gctx context.Context, gen Generation, lead func(cont
 	lctx, cancel := context.WithCancel(gctx)
 	defer cancel()
 	e.mu.Lock()
-	e.ledLast = true // also while confirming: a rejoin keeps the partition here
+	e.ledGen = gen.ID() // also while confirming: a rejoin keeps the partition here
 	e.mu.Unlock()
 	if err := e.renew(gen); err != nil {
+		if IsGenerationOver(err) {
+			e.mu.Lock()
+			e.ledGen = 0
+			e.mu.Unlock()
+		}
 		e.log.Warn("leadership not confirmed by the group coordinator; rejoining", "generation", gen.ID(), "err", err)
 		return
 	}
@@ -252,6 +261,9 @@ func (e *Elector) renewLoop(ctx context.Context, cancel func(), gen Generation) 
 			}
 			failing = false
 		case IsGenerationOver(err):
+			e.mu.Lock()
+			e.ledGen = 0 // another member may lead a newer generation already
+			e.mu.Unlock()
 			e.log.Warn("leadership lost: the group coordinator no longer accepts this generation", "generation", gen.ID(), "err", err)
 			cancel()
 			return
@@ -310,12 +322,12 @@ func (e *Elector) Fence() error {
 	return nil
 }
 
-// ledLastGeneration reports whether this member led the last generation
-// (the sticky balancer's user data).
-func (e *Elector) ledLastGeneration() bool {
+// ledGeneration returns the generation this member led last, if it may
+// claim to keep leading (the sticky balancer's user data), else 0.
+func (e *Elector) ledGeneration() int32 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.ledLast
+	return e.ledGen
 }
 
 func (e *Elector) sleep(ctx context.Context, d time.Duration) {

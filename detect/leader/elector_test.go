@@ -206,8 +206,16 @@ func TestGenerationOverEndsTheTerm(t *testing.T) {
 	g := newFakeGen(1, true)
 	h.g.gens <- g
 	eventually(t, "leading", func() bool { _, a := h.state(); return a })
+	if got := h.e.ledGeneration(); got != 1 {
+		t.Fatalf("claim while leading generation 1: %d", got)
+	}
 	g.setRenew(kafka.IllegalGeneration) // the coordinator moved on
 	eventually(t, "term ended", func() bool { _, a := h.state(); return !a && !h.e.Leading() })
+	// Dropped: it must not claim leadership when it rejoins, or it would
+	// take it back from the member that leads the newer generation.
+	if got := h.e.ledGeneration(); got != 0 {
+		t.Fatalf("claim after the coordinator dropped the generation: %d, want 0", got)
+	}
 }
 
 func TestLeaseExpiresWhenNotRenewed(t *testing.T) {
@@ -270,7 +278,9 @@ func TestStickyBalancer(t *testing.T) {
 		want    string
 	}{
 		{name: "lowest id without a previous leader", members: []kafka.GroupMember{{ID: "b"}, {ID: "a"}, {ID: "c"}}, want: "a"},
-		{name: "the previous leader keeps it", members: []kafka.GroupMember{{ID: "a"}, {ID: "c", UserData: []byte(ledMark)}}, want: "c"},
+		{name: "the previous leader keeps it", members: []kafka.GroupMember{{ID: "a"}, {ID: "c", UserData: []byte("led:3")}}, want: "c"},
+		{name: "a dropped leader's older claim loses", members: []kafka.GroupMember{{ID: "a", UserData: []byte("led:2")}, {ID: "c", UserData: []byte("led:3")}}, want: "c"},
+		{name: "garbage is no claim", members: []kafka.GroupMember{{ID: "b", UserData: []byte("led:x")}, {ID: "a"}}, want: "a"},
 		{name: "one member", members: []kafka.GroupMember{{ID: "z"}}, want: "z"},
 	}
 	for _, tc := range tests {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -172,20 +174,34 @@ func (g *kafkaGeneration) Renew() error {
 }
 
 // stickyBalancer gives every partition of the leader topic to one member:
-// the one that led the previous generation if it is still there (so that a
-// replica joining or restarting does not move leadership), else the member
-// with the lowest id.
+// the one that led the most recent generation, if it is still there and
+// was not dropped since (so that a replica joining or restarting does not
+// move leadership), else the member with the lowest id. Each member says in
+// its join request's user data which generation it led ("led:<generation>").
 type stickyBalancer struct{ e *Elector }
 
-const ledMark = "led"
+const ledPrefix = "led:"
 
 func (stickyBalancer) ProtocolName() string { return "auditwatch-leader-v1" }
 
 func (b stickyBalancer) UserData() ([]byte, error) {
-	if b.e.ledLastGeneration() {
-		return []byte(ledMark), nil
+	if g := b.e.ledGeneration(); g > 0 {
+		return []byte(ledPrefix + strconv.Itoa(int(g))), nil
 	}
 	return nil, nil
+}
+
+// ledClaim parses a member's user data: the generation it led, or 0.
+func ledClaim(data []byte) int {
+	s, ok := strings.CutPrefix(string(data), ledPrefix)
+	if !ok {
+		return 0
+	}
+	g, err := strconv.Atoi(s)
+	if err != nil || g < 0 {
+		return 0
+	}
+	return g
 }
 
 func (stickyBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
@@ -193,19 +209,19 @@ func (stickyBalancer) AssignGroups(members []kafka.GroupMember, partitions []kaf
 	if len(members) == 0 {
 		return out
 	}
-	ids := make([]string, 0, len(members))
-	pick := ""
-	for _, m := range members {
-		out[m.ID] = map[string][]int{}
-		ids = append(ids, m.ID)
-		if string(m.UserData) == ledMark && (pick == "" || m.ID < pick) {
-			pick = m.ID
+	ms := slices.Clone(members)
+	// The most recent leader first, then by id.
+	sort.SliceStable(ms, func(i, j int) bool {
+		gi, gj := ledClaim(ms[i].UserData), ledClaim(ms[j].UserData)
+		if gi != gj {
+			return gi > gj
 		}
+		return ms[i].ID < ms[j].ID
+	})
+	for _, m := range ms {
+		out[m.ID] = map[string][]int{}
 	}
-	if pick == "" {
-		sort.Strings(ids)
-		pick = ids[0]
-	}
+	pick := ms[0].ID
 	for _, p := range partitions {
 		out[pick][p.Topic] = append(out[pick][p.Topic], p.ID)
 	}
