@@ -83,7 +83,7 @@ GRANT SELECT ON {{DB}}.ingest_errors TO aw_ingest;
 
 -- detect (rules, alerts, summaries): reads the log, the rollup, the registry,
 -- the ingest watermarks and its own records; writes findings, rule runs,
--- delivery records and silences. No UPDATE/DELETE: silences expire by a newer
+-- delivery records, silences and Slack triage actions. No UPDATE/DELETE: silences expire by a newer
 -- row (ReplacingMergeTree), findings and deliveries are append-only.
 GRANT SELECT ON {{DB}}.access_log TO aw_detect;
 GRANT SELECT ON {{DB}}.key_usage TO aw_detect;
@@ -94,6 +94,7 @@ GRANT SELECT, INSERT ON {{DB}}.findings TO aw_detect;
 GRANT SELECT, INSERT ON {{DB}}.rule_runs TO aw_detect;
 GRANT SELECT, INSERT ON {{DB}}.alert_deliveries TO aw_detect;
 GRANT SELECT, INSERT ON {{DB}}.silences TO aw_detect;
+GRANT SELECT, INSERT ON {{DB}}.alert_actions TO aw_detect;
 
 -- sql rules: read the log, the rollup and the registry; nothing else.
 GRANT SELECT ON {{DB}}.access_log TO aw_rules;
