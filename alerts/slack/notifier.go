@@ -35,6 +35,10 @@ func (n *Notifier) Name() string { return "slack" }
 // empty Receipt: a dispatcher must not expect to thread repeats.
 func (n *Notifier) Webhook() bool { return n.api == nil }
 
+// Interactive reports whether n adds the triage buttons to alerts
+// (Config.Interactive).
+func (n *Notifier) Interactive() bool { return n.cfg.Interactive }
+
 // Notify delivers m.
 //
 // With a bot token it posts m (blocks and notification text, see Render) to

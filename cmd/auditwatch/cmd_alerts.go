@@ -38,7 +38,8 @@ func newNotifier(cfg AlertsConfig, stdout io.Writer, log *slog.Logger) (alerts.N
 	closer := func() {}
 	switch {
 	case cfg.Notifier == "slack" || (cfg.Notifier == "auto" && hasSlack):
-		sn, err := slack.New(slack.Config{Token: cfg.Slack.token, WebhookURL: cfg.Slack.webhookURL, APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, Logger: log})
+		sn, err := slack.New(slack.Config{Token: cfg.Slack.token, WebhookURL: cfg.Slack.webhookURL, APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, Logger: log,
+			Interactive: cfg.Slack.Interactive.on(cfg.Slack)}) // triage buttons (cmd_triage.go)
 		if err != nil {
 			return nil, nil, err
 		}

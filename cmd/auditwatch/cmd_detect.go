@@ -213,6 +213,7 @@ func (w *detectWork) run(ctx context.Context) error {
 
 	dctx, stopDispatch := context.WithCancel(ctx)
 	defer stopDispatch()
+	defer startTriage(dctx, cfg, w.conn, w.log)() // Slack buttons and /auditwatch (alerts.slack.interactive), while this term runs
 	dispatchDone := make(chan struct{})
 	if w.dispatcher != nil {
 		go func() {

@@ -119,6 +119,8 @@ type SlackConfig struct {
 	// typo cannot send the bot token to another host.
 	AllowCustomAPIURL bool          `yaml:"allow_custom_api_url"`
 	Timeout           time.Duration `yaml:"timeout"`
+	// Interactive: triage buttons and /auditwatch over Socket Mode (cmd_triage.go).
+	Interactive InteractiveConfig `yaml:"interactive"`
 
 	token, webhookURL string // loaded secrets
 }
@@ -344,7 +346,7 @@ func DefaultConfig() Config {
 		Summary: SummaryConfig{OutDir: "out/summaries"},
 		Alerts: AlertsConfig{Enabled: true, Notifier: "auto", DefaultChannel: "#auditwatch", PollInterval: 10 * time.Second,
 			Horizon: 24 * time.Hour, IncidentTTL: 7 * 24 * time.Hour, MaxGroups: 10, Attempts: 3, SendResolved: true, CatchupAfter: 10 * time.Minute,
-			Slack: SlackConfig{Timeout: 10 * time.Second}},
+			Slack: SlackConfig{Timeout: 10 * time.Second, Interactive: InteractiveConfig{MembershipTTL: 5 * time.Minute}}},
 	}
 }
 
@@ -398,6 +400,7 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	set("AUDITWATCH_HTTP_PPROF", func(v string) { c.HTTP.Pprof = v == "1" || v == "true" })
 	set("AUDITWATCH_SLACK_TOKEN", func(v string) { c.Alerts.Slack.token = v })
 	set("AUDITWATCH_SLACK_WEBHOOK_URL", func(v string) { c.Alerts.Slack.webhookURL = v })
+	set("AUDITWATCH_SLACK_APP_TOKEN", func(v string) { c.Alerts.Slack.Interactive.appToken = v })
 	set("AUDITWATCH_FINGERPRINT_KEY_FILE", func(v string) { c.Keys.FingerprintKeyFile = v })
 	set("AUDITWATCH_FALLBACK_WEBHOOK_URL", func(v string) { c.Alerts.Fallback.webhookURL = v })
 	type fileSecret struct {
@@ -406,7 +409,7 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	}
 	files := []fileSecret{{c.ClickHouse.PasswordFile, &c.ClickHouse.Password}, {c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
 		{c.Alerts.Slack.TokenFile, &c.Alerts.Slack.token}, {c.Alerts.Slack.WebhookURLFile, &c.Alerts.Slack.webhookURL},
-		{c.Alerts.Fallback.WebhookURLFile, &c.Alerts.Fallback.webhookURL}}
+		{c.Alerts.Fallback.WebhookURLFile, &c.Alerts.Fallback.webhookURL}, {c.Alerts.Slack.Interactive.AppTokenFile, &c.Alerts.Slack.Interactive.appToken}}
 	for _, comp := range chComponents {
 		u, ok := c.ClickHouse.Users[comp]
 		env := "AUDITWATCH_CLICKHOUSE_" + strings.ToUpper(comp)
@@ -524,6 +527,7 @@ func (c *Config) validate() error {
 	if c.Alerts.Slack.token != "" && c.Alerts.Slack.webhookURL != "" {
 		errs = append(errs, errors.New("alerts.slack: set a bot token or a webhook URL, not both"))
 	}
+	errs = append(errs, c.Alerts.Slack.Interactive.validate(c.Alerts.Slack)...)
 	for i, sc := range c.Summary.Schedules {
 		if _, err := cronParser.Parse(sc.Cron); err != nil {
 			errs = append(errs, fmt.Errorf("summary.schedules[%d].cron %q: %w", i, sc.Cron, err))
