@@ -32,6 +32,15 @@ test: services chdb vet
 	$(GO) test -race -count=1 -run '^TestUnit' ./ingest/
 	$(TEST_ENV) CI=$${CI:-true} $(GO) test -count=1 -timeout 20m ./...
 
+## test-current: the suite again against current ClickHouse (26.x: chdb's engine as a server, deploy/services/clickhouse-current.sh,
+## users from deploy/clickhouse/current/users.d); the server is stopped afterwards, pass or fail
+.PHONY: test-current
+test-current: services chdb
+	@trap 'deploy/services/clickhouse-current.sh stop' EXIT; \
+	deploy/services/clickhouse-current.sh start && \
+	$(TEST_ENV) AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CHC_PORT:-29000} AUDITWATCH_TEST_CLICKHOUSE_HTTP=127.0.0.1:$${AW_CHC_HTTP_PORT:-28123} \
+	CI=$${CI:-true} $(GO) test -count=1 -timeout 20m $${TEST_CURRENT_PKGS:-./...}
+
 ## test-unit: only what needs no services (integration tests skip)
 test-unit:
 	$(GO) test -count=1 ./...

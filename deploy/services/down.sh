@@ -7,4 +7,5 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 rc=0
 "$HERE/kafka.sh" stop || rc=1
 "$HERE/clickhouse.sh" stop || rc=1
+"$HERE/clickhouse-current.sh" stop || rc=1
 exit "$rc"
