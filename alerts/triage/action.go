@@ -57,3 +57,13 @@ func silenceID(action string) string {
 	h := sha256.Sum256([]byte("silence\x00" + action))
 	return "sil_" + hex.EncodeToString(h[:6])
 }
+
+// RequiredScopes are the bot token scopes triage uses: chat:write (thread
+// notes, message updates, ephemeral answers), commands (/auditwatch),
+// usergroups:read (allowed user groups), channels:read and groups:read
+// (members of allowed public and private channels). The app-level token
+// needs connections:write.
+var RequiredScopes = []string{"chat:write", "commands", "usergroups:read", "channels:read", "groups:read"}
+
+// SlashCommand is the slash command triage answers.
+const SlashCommand = "/auditwatch"
