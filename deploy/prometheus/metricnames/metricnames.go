@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/detect/leader"
 	"github.com/auditwatch/auditwatch/ingest"
 )
 
@@ -51,6 +52,7 @@ func Registered() Names {
 	n := Names{}
 	alerts.NewMetrics(n)
 	detect.NewMetrics(n)
+	leader.NewMetrics(n)
 	ingest.NewMetrics(n)
 	return n
 }
