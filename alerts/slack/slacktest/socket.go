@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,8 +68,8 @@ type View struct {
 
 // socketState is the Socket Mode part of Server; guarded by Server.mu.
 type socketState struct {
-	conns      int             // connections accepted so far
-	conn       *websocket.Conn // the current one
+	conns      int               // connections accepted so far
+	open       []*websocket.Conn // open connections, oldest first; envelopes go to the newest
 	writeMu    sync.Mutex      // serialises writes to conn
 	sent       []*Envelope
 	acks       []Ack
@@ -111,12 +112,9 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	st := s.sock()
-	if st.conn != nil {
-		_ = st.conn.Close()
-	}
 	st.conns++
 	n := st.conns
-	st.conn = c
+	st.open = append(st.open, c)
 	var resend []*Envelope
 	for _, e := range st.sent {
 		if !st.acked[e.EnvelopeID] && e.Type != "hello" {
@@ -146,9 +144,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		_, data, err := c.ReadMessage()
 		if err != nil {
 			s.mu.Lock()
-			if st.conn == c {
-				st.conn = nil
-			}
+			st.open = slices.DeleteFunc(st.open, func(o *websocket.Conn) bool { return o == c })
 			st.notify()
 			s.mu.Unlock()
 			_ = c.Close()
@@ -225,7 +221,7 @@ func (s *Server) WaitSocket(n int, timeout time.Duration) bool {
 	for {
 		s.mu.Lock()
 		st := s.sock()
-		ok, wake := st.conns >= n && st.conn != nil, st.wake
+		ok, wake := st.conns >= n && len(st.open) > 0, st.wake
 		s.mu.Unlock()
 		if ok {
 			return true
@@ -245,9 +241,18 @@ func (s *Server) Connections() int {
 	return s.sock().conns
 }
 
+// OpenSockets returns how many Socket Mode connections are open now. Like
+// Slack, the server accepts several (an app may hold up to 10); a test of
+// a single answering process checks that this stays 1.
+func (s *Server) OpenSockets() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sock().open)
+}
+
 // SendEnvelope sends an envelope of type typ ("interactive",
 // "slash_commands", "events_api") with payload (marshalled to JSON) on the
-// current connection and returns its envelope id. With no connection open,
+// newest open connection and returns its envelope id. With no connection open,
 // the envelope waits for the next one. It fails the test only when payload
 // cannot be marshalled.
 func (s *Server) SendEnvelope(typ string, payload any) string {
@@ -261,7 +266,10 @@ func (s *Server) SendEnvelope(typ string, payload any) string {
 	s.seq++
 	e := &Envelope{EnvelopeID: fmt.Sprintf("env-%04d-%s", s.seq, randHex(4)), Type: typ, Payload: raw, Connection: st.conns}
 	st.sent = append(st.sent, e)
-	c := st.conn
+	var c *websocket.Conn
+	if len(st.open) > 0 {
+		c = st.open[len(st.open)-1]
+	}
 	s.mu.Unlock()
 	if c != nil {
 		_ = s.write(c, envelopeJSON(e, ""))
@@ -288,13 +296,13 @@ func (s *Server) SendSlashCommand(command, text, userID, channelID string) strin
 	})
 }
 
-// DropSocket closes the current Socket Mode connection from the server's
+// DropSocket closes every open Socket Mode connection from the server's
 // side; unacknowledged envelopes are sent again on the next connection.
 func (s *Server) DropSocket() {
 	s.mu.Lock()
-	c := s.sock().conn
+	open := append([]*websocket.Conn(nil), s.sock().open...)
 	s.mu.Unlock()
-	if c != nil {
+	for _, c := range open {
 		_ = c.Close()
 	}
 }
