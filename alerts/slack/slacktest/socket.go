@@ -70,7 +70,7 @@ type View struct {
 type socketState struct {
 	conns      int               // connections accepted so far
 	open       []*websocket.Conn // open connections, oldest first; envelopes go to the newest
-	writeMu    sync.Mutex      // serialises writes to conn
+	writeMu    sync.Mutex        // serialises writes to conn
 	sent       []*Envelope
 	acks       []Ack
 	acked      map[string]bool
