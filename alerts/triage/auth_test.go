@@ -2,12 +2,17 @@ package triage
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/slack-go/slack"
 
+	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/alerts/slack/slacktest"
+	"github.com/auditwatch/auditwatch/detect"
+	"github.com/auditwatch/auditwatch/detect/keys"
+	"github.com/auditwatch/auditwatch/detect/summary"
 )
 
 func TestAuthorizer(t *testing.T) {
@@ -46,3 +51,40 @@ func TestAuthorizer(t *testing.T) {
 		t.Errorf("a listed user was refused")
 	}
 }
+
+// TestRunRefusedAppToken: Slack refusing the app-level token ends Run with
+// an error that names the refusal and not the token.
+func TestRunRefusedAppToken(t *testing.T) {
+	srv := slacktest.NewServer(t)
+	srv.RequireAppToken("xapp-1-A0-1-the-right-one")
+	wrong := "xapp-1-A0-1-a-wrong-one-0123456789"
+	r, err := New(Config{AppToken: wrong, BotToken: "xoxb-1-2-3", APIURL: srv.APIURL(), HTTPClient: srv.Client(), AllowedUsers: []string{"U1"}},
+		Deps{Actions: nopStore{}, Findings: nopStore{}, Silences: nopStore{}, Keys: nopStore{}, Usage: nopStore{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "invalid_auth") || strings.Contains(err.Error(), wrong) {
+		t.Fatalf("Run: %v, want an invalid_auth error without the token", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run kept retrying a refused token")
+	}
+	if _, err := New(Config{AppToken: "xoxb-not-an-app-token", BotToken: "xoxb-1", AllowedUsers: []string{"U1"}},
+		Deps{Actions: nopStore{}, Findings: nopStore{}, Silences: nopStore{}, Keys: nopStore{}, Usage: nopStore{}}); err == nil || strings.Contains(err.Error(), "not-an-app") {
+		t.Errorf("a bot token as app token: %v", err)
+	}
+}
+
+type nopStore struct{}
+
+func (nopStore) RecordAction(context.Context, Action) error                      { return nil }
+func (nopStore) ActionRecorded(context.Context, string) (bool, error)            { return false, nil }
+func (nopStore) Finding(context.Context, string) (*detect.Finding, error)        { return nil, nil }
+func (nopStore) SetFindingStatus(context.Context, detect.Finding, string) error  { return nil }
+func (nopStore) AddSilence(context.Context, alerts.Silence) error                { return nil }
+func (nopStore) Silences(context.Context, time.Time) ([]alerts.Silence, error)   { return nil, nil }
+func (nopStore) All(context.Context) ([]keys.Key, error)                         { return nil, nil }
+func (nopStore) Build(context.Context, summary.Options) (*summary.Report, error) { return nil, nil }

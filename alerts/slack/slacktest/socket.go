@@ -78,6 +78,7 @@ type socketState struct {
 	members    map[string][]string // channel id → user ids (conversations.members)
 	usergroups map[string][]string // usergroup id → user ids (usergroups.users.list)
 	views      []View
+	appToken   string // required app-level token; "" accepts any xapp-
 	ephemeral  []Request
 	wake       chan struct{} // closed and replaced on every ack and connection
 }
@@ -307,6 +308,14 @@ func (s *Server) DropSocket() {
 	}
 }
 
+// RequireAppToken makes apps.connections.open fail with invalid_auth for
+// another app-level token. By default any xapp- token is accepted.
+func (s *Server) RequireAppToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sock().appToken = token
+}
+
 // LoseNextAck makes the server discard the next acknowledgement it receives
 // and close that connection: the client's ack never arrives and the
 // envelope is redelivered on the next connection.
@@ -397,6 +406,9 @@ func (s *Server) socketAPI(req *Request) (status int, body, code string, ok bool
 	case "apps.connections.open":
 		if !strings.HasPrefix(req.Token, "xapp-") {
 			return fail("not_allowed_token_type")
+		}
+		if st.appToken != "" && req.Token != st.appToken {
+			return fail("invalid_auth")
 		}
 		ticket := randHex(8)
 		s.tickets[ticket] = true
