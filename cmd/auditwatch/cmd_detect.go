@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/robfig/cron/v3"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/auditwatch/auditwatch/alerts"
 	"github.com/auditwatch/auditwatch/detect"
@@ -385,7 +382,7 @@ func boundSQLRules(cfg Config, eng *detect.Engine) (func(), error) {
 // ("detect", "alerts-flush").
 func newElector(ctx context.Context, cfg Config, role string, log *slog.Logger, m *leader.Metrics) (*leader.Elector, error) {
 	ha := cfg.Detect.HA
-	if err := ensureLeaderTopic(ctx, cfg.Kafka, ha.Topic, log); err != nil {
+	if err := ensureTopic(ctx, cfg.Kafka, ha.Topic, 1, log); err != nil {
 		return nil, fmt.Errorf("detect.ha: leader topic: %w", err)
 	}
 	dialer, err := kafkaDialer(cfg.Kafka)
@@ -399,58 +396,6 @@ func newElector(ctx context.Context, cfg Config, role string, log *slog.Logger, 
 	host, _ := os.Hostname()
 	return leader.NewKafka(leader.KafkaConfig{Brokers: cfg.Kafka.Brokers, Dialer: dialer, Transport: tr, GroupID: ha.GroupID, Topic: ha.Topic,
 		SessionTimeout: cfg.Kafka.SessionTimeout, ClientID: fmt.Sprintf("auditwatch-%s@%s/%d", role, host, os.Getpid())}, log, m)
-}
-
-// ensureLeaderTopic creates the leader topic with one partition unless it
-// exists, and waits until it has a leader. It asks the controller to create
-// it before anything reads its metadata: a broker with
-// auto.create.topics.enable would otherwise create it with num.partitions.
-// (More partitions would still work: the leader is given them all.)
-func ensureLeaderTopic(ctx context.Context, cfg KafkaConfig, topic string, log *slog.Logger) error {
-	dialer, err := kafkaDialer(cfg)
-	if err != nil {
-		return err
-	}
-	var conn *kafka.Conn
-	for _, b := range cfg.Brokers {
-		if conn, err = dialer.DialContext(ctx, "tcp", b); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("dial kafka %v: %w", cfg.Brokers, err)
-	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		return fmt.Errorf("find kafka controller: %w", err)
-	}
-	cc, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		return fmt.Errorf("dial kafka controller: %w", err)
-	}
-	defer cc.Close()
-	err = cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
-	switch {
-	case err == nil:
-		log.Info("leader topic created", "topic", topic)
-	case errors.Is(err, kafka.TopicAlreadyExists):
-	default:
-		// Not allowed to create topics (ACLs) is fine if it exists.
-		log.Warn("could not create the leader topic; using it if it exists", "topic", topic, "err", err)
-	}
-	var last error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		parts, err := conn.ReadPartitions(topic)
-		if err == nil && len(parts) > 0 && parts[0].Leader.Host != "" {
-			if len(parts) > 1 {
-				log.Warn("the leader topic has more than one partition; the leader is assigned them all", "topic", topic, "partitions", len(parts))
-			}
-			return nil
-		}
-		last = err
-	}
-	return fmt.Errorf("topic %s not ready after 30s: %v", topic, last)
 }
 
 // leaderReadyz wraps h so that /readyz of a detect with detect.ha says

@@ -81,7 +81,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "stdout":
 		sink = newLineSink(stdout)
 	case "kafka":
-		if err := ensureTopic(ctx, cfg.Kafka, cfg.Kafka.Topic, *partitions); err != nil {
+		if err := ensureTopic(ctx, cfg.Kafka, cfg.Kafka.Topic, *partitions, newLogger(cfg.Log, stderr)); err != nil {
 			return err
 		}
 		s, err := newKafkaSink(cfg.Kafka)

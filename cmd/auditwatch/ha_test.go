@@ -251,11 +251,19 @@ func TestDetectHAHandover(t *testing.T) {
 		t.Fatalf("B did not leave the leader group on SIGTERM")
 	}
 	e.burst("key_ha_flush", 5)
-	time.Sleep(3 * time.Second) // the rows are inside a window ending query_delay (2s) before now
-	cmd = exec.Command(binary, "detect", "--config", flushCfg, "--once", "0s")
-	cmd.Env = append(os.Environ(), "AUDITWATCH_SLACK_TOKEN="+haToken)
-	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "1 findings alerted") {
-		t.Fatalf("detect --once: %v\n%s", err, out)
+	// The rows must be inside a window ending query_delay (2s) before now,
+	// and stored: on a busy machine that can take longer than the delay.
+	time.Sleep(3 * time.Second)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		cmd = exec.Command(binary, "detect", "--config", flushCfg, "--once", "0s")
+		cmd.Env = append(os.Environ(), "AUDITWATCH_SLACK_TOKEN="+haToken)
+		out, err := cmd.CombinedOutput()
+		if err == nil && strings.Contains(string(out), "1 findings alerted") {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("detect --once: %v\n%s", err, out)
+		}
 	}
 	cmd = exec.Command(binary, "alerts", "flush", "--config", flushCfg)
 	cmd.Env = append(os.Environ(), "AUDITWATCH_SLACK_TOKEN="+haToken)

@@ -105,9 +105,14 @@ func newReader(cfg KafkaConfig, log *slog.Logger) (*kafka.Reader, error) {
 	}), nil
 }
 
-// ensureTopic creates topic with the given partitions if it does not exist,
-// and waits until its partitions have leaders.
-func ensureTopic(ctx context.Context, cfg KafkaConfig, topic string, partitions int) error {
+// ensureTopic creates topic with the given partitions unless it exists, and
+// waits until its partitions have leaders. It asks the controller to create
+// the topic before anything reads its metadata: a broker with
+// auto.create.topics.enable would otherwise create it with num.partitions.
+// A creation refused for another reason (ACLs) is logged, and the topic is
+// used if it exists; one with another partition count is used too, with a
+// warning.
+func ensureTopic(ctx context.Context, cfg KafkaConfig, topic string, partitions int, log *slog.Logger) error {
 	dialer, err := kafkaDialer(cfg)
 	if err != nil {
 		return err
@@ -122,9 +127,6 @@ func ensureTopic(ctx context.Context, cfg KafkaConfig, topic string, partitions 
 		return fmt.Errorf("dial kafka %v: %w", cfg.Brokers, err)
 	}
 	defer conn.Close()
-	if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) > 0 {
-		return nil
-	}
 	ctrl, err := conn.Controller()
 	if err != nil {
 		return fmt.Errorf("find kafka controller: %w", err)
@@ -135,15 +137,39 @@ func ensureTopic(ctx context.Context, cfg KafkaConfig, topic string, partitions 
 	}
 	defer cc.Close()
 	err = cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1})
-	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", topic, err)
+	switch {
+	case err == nil:
+		log.Info("topic created", "topic", topic, "partitions", partitions)
+	case errors.Is(err, kafka.TopicAlreadyExists):
+	default:
+		log.Warn("could not create the topic; using it if it exists", "topic", topic, "err", err)
 	}
+	var last error
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) == partitions {
+		parts, err := conn.ReadPartitions(topic)
+		if err == nil && len(parts) > 0 && allLed(parts) {
+			if len(parts) != partitions {
+				log.Warn("topic exists with another partition count", "topic", topic, "partitions", len(parts), "wanted", partitions)
+			}
 			return nil
 		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
 	}
-	return fmt.Errorf("topic %s: partitions not ready after 30s", topic)
+	return fmt.Errorf("topic %s not ready after 30s: %v", topic, last)
+}
+
+func allLed(parts []kafka.Partition) bool {
+	for _, p := range parts {
+		if p.Leader.Host == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // kafkaError shortens kafka-go's per-message write errors, which repeat one

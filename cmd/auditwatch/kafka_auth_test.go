@@ -86,7 +86,7 @@ func roundTrip(t *testing.T, cfg KafkaConfig, n int) {
 	if err := kafkaProbe(cfg)(ctx); err != nil {
 		t.Fatalf("readiness probe: %v", err)
 	}
-	if err := ensureTopic(ctx, cfg, cfg.Topic, 2); err != nil {
+	if err := ensureTopic(ctx, cfg, cfg.Topic, 2, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("ensure topic: %v", err)
 	}
 	sink, err := newKafkaSink(cfg)
@@ -144,7 +144,7 @@ func authFails(t *testing.T, cfg KafkaConfig, wantErr func(error) bool, why stri
 	}
 	noSecret("probe error", err.Error())
 	t.Logf("probe error: %v", err)
-	if err := ensureTopic(ctx, cfg, cfg.Topic, 2); err == nil {
+	if err := ensureTopic(ctx, cfg, cfg.Topic, 2, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("ensure topic: connected, want a failure")
 	} else {
 		noSecret("ensure topic error", err.Error())
