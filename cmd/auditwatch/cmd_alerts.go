@@ -37,6 +37,8 @@ func newNotifier(cfg AlertsConfig, stdout io.Writer, log *slog.Logger) (alerts.N
 	var n alerts.Notifier
 	closer := func() {}
 	switch {
+	case cfg.Notifier == "slack" && !hasSlack:
+		return nil, nil, errors.New("alerts.notifier slack: set AUDITWATCH_SLACK_TOKEN or AUDITWATCH_SLACK_WEBHOOK_URL (or alerts.slack.token_file / webhook_url_file)")
 	case cfg.Notifier == "slack" || (cfg.Notifier == "auto" && hasSlack):
 		sn, err := slack.New(slack.Config{Token: cfg.Slack.token, WebhookURL: cfg.Slack.webhookURL, APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, Logger: log,
 			Interactive: cfg.Slack.Interactive.on(cfg.Slack)}) // triage buttons (cmd_triage.go)

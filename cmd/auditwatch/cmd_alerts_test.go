@@ -35,7 +35,7 @@ func TestNotifierChoice(t *testing.T) {
 		{name: "console to a file", body: "alerts: {notifier: console, console_path: " + filepath.Join(dir, "alerts.txt") + "}\n", wantName: "console"},
 		{name: "auto with a bot token is slack", body: "alerts: {notifier: auto}\n", env: map[string]string{"AUDITWATCH_SLACK_TOKEN": tok}, wantName: "slack"},
 		{name: "auto with a webhook is slack", body: "", env: map[string]string{"AUDITWATCH_SLACK_WEBHOOK_URL": hook}, wantName: "slack"},
-		{name: "slack without credentials is a config error", body: "alerts: {notifier: slack}\n", wantLoadErr: "alerts.notifier slack"},
+		{name: "slack without credentials is a startup error where alerts are delivered", body: "alerts: {notifier: slack}\n", wantErr: "alerts.notifier slack"},
 		{name: "every fallback with a bot token", body: "alerts:\n  notifier: slack\n  fallback: {channel: \"#aw-fallback\", file: " + fbFile + "}\n",
 			env: map[string]string{"AUDITWATCH_SLACK_TOKEN": tok, "AUDITWATCH_FALLBACK_WEBHOOK_URL": fbHook}, wantName: "slack",
 			wantTargets: []string{alerts.FallbackChannel, alerts.FallbackWebhook, alerts.FallbackFile}},

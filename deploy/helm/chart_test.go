@@ -954,7 +954,7 @@ func TestTemplateRefuses(t *testing.T) {
 		{"kafka sasl password in config", []string{"--set", "config.kafka.sasl.password=" + secret}, "config.kafka.sasl.password"},
 		{"more ingesters than partitions", []string{"--set", "ingest.replicas=5"}, "ingest.replicas (5) > kafka.partitions (4)"},
 		{"auto notifier without a secret", []string{"--set", "config.alerts.notifier=auto"}, "needs Slack credentials"},
-		{"slack notifier", []string{"--set", "config.alerts.notifier=slack,slack.existingSecret=s,slack.tokenKey=t"}, "use auto"},
+		{"slack notifier without a secret", []string{"--set", "config.alerts.notifier=slack"}, "needs Slack credentials"},
 		{"token and webhook", []string{"--set", "slack.existingSecret=s,slack.tokenKey=t,slack.webhookURLKey=w"}, "not both"},
 		{"retention kind", []string{"--set", "retention.kind=StatefulSet"}, "retention"},
 		{"misspelt value (schema)", []string{"--set", "ingest.replicaz=2"}, "replicaz"},

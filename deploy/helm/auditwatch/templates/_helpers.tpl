@@ -92,9 +92,6 @@ It refuses plain-text secrets: those belong in Secrets, referenced by name.
 {{- $_ := set $summary "out_dir" "/var/lib/auditwatch/summaries" -}}
 {{- $_ := set $cfg "summary" $summary -}}
 {{- $alerts := default dict $cfg.alerts -}}
-{{- if eq (toString $alerts.notifier) "slack" -}}
-{{- fail "config.alerts.notifier slack: every command (ingest, keys, retention, migrate) would then require the Slack credentials at start; use auto, which delivers through Slack in detect, the only pod given them" -}}
-{{- end -}}
 {{- $alertsOn := true -}}
 {{- if hasKey $alerts "enabled" }}{{ $alertsOn = $alerts.enabled }}{{ end -}}
 {{- if and .Values.detect.enabled $alertsOn (has (default "auto" $alerts.notifier) (list "auto" "slack")) (not (and .Values.slack.existingSecret (or .Values.slack.tokenKey .Values.slack.webhookURLKey))) -}}
