@@ -26,11 +26,13 @@ type Result struct {
 // re-run: schema files are append-only.
 //
 // Migrations loaded for a cluster (Dialect.Cluster) create the database ON
-// CLUSTER and keep schema_migrations in a table replicated to every server
-// of the cluster (ZooKeeper path /clickhouse/auditwatch/DB/schema_migrations,
-// replica {shard}_{replica}), so that Apply through any server of the cluster
-// sees what was applied. Every server must be up: ON CLUSTER statements wait
-// for all of them (distributed_ddl_task_timeout, 180 s by default).
+// CLUSTER and keep schema_migrations in a table replicated to every replica
+// of a shard (ZooKeeper path /clickhouse/tables/{shard}/DB/schema_migrations),
+// so that Apply through any server of the shard sees what was applied. On
+// 18.16 the ALTERs of a migration change only the shard of the server Apply
+// is connected to (see alterOnCluster): with several shards, apply through
+// one server of each shard. Every server must be up: ON CLUSTER statements
+// wait for all of them (distributed_ddl_task_timeout, 180 s by default).
 func Apply(ctx context.Context, ex Conn, db string, ms []Migration, log *slog.Logger) (Result, error) {
 	var res Result
 	cluster := ""
@@ -62,7 +64,7 @@ ENGINE = ReplacingMergeTree ORDER BY version`, db),
     checksum   String,
     applied_at DateTime
 )
-ENGINE = ReplicatedReplacingMergeTree('/clickhouse/auditwatch/%s/schema_migrations', '{shard}_{replica}') ORDER BY version`, db, cluster, db),
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s/schema_migrations', '{replica}') ORDER BY version`, db, cluster, db),
 		}
 	}
 	for _, s := range boot {

@@ -46,6 +46,7 @@ func ShardingKey(table string) (string, bool) {
 //
 //	{{local "t"}}            DB.t            | DB.t_local
 //	{{onCluster}}            ""              | " ON CLUSTER c"
+//	{{alterOnCluster}}       ""              | " ON CLUSTER c" on current servers, "" on 18.16 (see below)
 //	{{engine "E(args)" "t"}} E(args)         | ReplicatedE('/clickhouse/tables/{shard}/DB/t_local', '{replica}', args)
 //	{{distributed "t"}}      ""              | CREATE TABLE DB.t ON CLUSTER c AS DB.t_local ENGINE = Distributed(…)
 //	{{dropDistributed "t"}}  ""              | DROP TABLE IF EXISTS DB.t ON CLUSTER c
@@ -53,11 +54,12 @@ func ShardingKey(table string) (string, bool) {
 //
 // distributed, dropDistributed and redistribute follow a statement's ';' with
 // {{- …}}, and each statement they add ends with its own ';' line.
-func clusterFuncs(db, cluster string) map[string]any {
+func clusterFuncs(db, cluster string, d Dialect) map[string]any {
 	if cluster == "" {
 		return map[string]any{
 			"local":           func(t string) string { return db + "." + t },
 			"onCluster":       func() string { return "" },
+			"alterOnCluster":  func() string { return "" },
 			"engine":          func(e, _ string) string { return e },
 			"distributed":     func(string) (string, error) { return "", nil },
 			"dropDistributed": func(string) string { return "" },
@@ -79,6 +81,19 @@ func clusterFuncs(db, cluster string) map[string]any {
 	return map[string]any{
 		"local":     func(t string) string { return db + "." + t + LocalSuffix },
 		"onCluster": func() string { return on },
+		// ALTERs of the replicated NAME_local tables: ON CLUSTER on current
+		// servers; on 18.16 on the server migrate is connected to, whose
+		// table replicates the change to the other replicas of its shard.
+		// 18.16's DDLWorker races between the replicas of a shard over who
+		// runs an ALTER ON CLUSTER ("Node exists: …/shards/…/executed"),
+		// and the loser's DDL worker stops for good: no ON CLUSTER
+		// statement finishes until that server restarts (seen here).
+		"alterOnCluster": func() string {
+			if d.LowCardinality {
+				return on
+			}
+			return ""
+		},
 		"engine": func(e, t string) (string, error) {
 			name, args, _ := strings.Cut(e, "(")
 			args = strings.TrimSuffix(args, ")")

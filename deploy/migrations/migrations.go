@@ -98,7 +98,7 @@ func Load(db string, d Dialect) ([]Migration, error) {
 			return ""
 		},
 	}
-	for name, f := range clusterFuncs(db, d.Cluster) {
+	for name, f := range clusterFuncs(db, d.Cluster, d) {
 		funcs[name] = f
 	}
 	var out []Migration

@@ -11,6 +11,7 @@
 #   AW_CH_STATE              server state dir     (default $AW_STATE/clickhouse; cluster.sh sets one per node)
 #   AW_CH_EXTRA_CONF         an XML file copied into the server's config.d (cluster.sh: remote_servers,
 #                            zookeeper, macros); a running server whose copy differs is left running: stop it first
+#   AW_CH_EXTRA_USERS        an XML file copied into the server's users.d (cluster.sh: profile settings)
 #
 # The server runs as the current user with its own copy of the packaged config in
 # $STATE/conf (plus deploy/clickhouse/users.d/*.xml), so it never touches /etc or /var.
@@ -86,6 +87,9 @@ write_conf() {
 EOF
     if [[ -n "${AW_CH_EXTRA_CONF:-}" ]]; then
         cp "$AW_CH_EXTRA_CONF" "$STATE/conf/config.d/extra.xml"
+    fi
+    if [[ -n "${AW_CH_EXTRA_USERS:-}" ]]; then
+        cp "$AW_CH_EXTRA_USERS" "$STATE/conf/users.d/zz_extra.xml"
     fi
 }
 

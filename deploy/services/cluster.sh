@@ -63,12 +63,27 @@ EOF
     echo "$f"
 }
 
+# users_conf writes the profile settings of the cluster's servers and prints its path:
+# load_balancing=in_order makes every Distributed insert and read use the first replica of a
+# shard that is up, so that a read sees the writes before it (replication is asynchronous);
+# here, where both servers are 127.0.0.1, 18.16 does not recognise its own replica
+# (system.clusters.is_local = 0), so the default (random) would spread reads over both.
+users_conf() {
+    local f="$ROOT/users.xml" p profiles=""
+    for p in default aw_writer aw_retention aw_migrate aw_rules aw_analyst; do
+        profiles+="        <$p><load_balancing>in_order</load_balancing><insert_distributed_sync>1</insert_distributed_sync></$p>"$'\n'
+    done
+    mkdir -p "$ROOT"
+    printf '<?xml version="1.0"?>\n<yandex>\n    <profiles>\n%s    </profiles>\n</yandex>\n' "$profiles" >"$f"
+    echo "$f"
+}
+
 node() {
     local n="$1"; shift
     local p
     p="$(port "$n")"
     AW_CH_STATE="$ROOT/node$n" AW_CH_PORT="$p" AW_CH_HTTP_PORT="$((p - 910))" \
-        AW_CH_INTERSERVER_PORT="$((p + 9))" AW_CH_EXTRA_CONF="$(extra_conf "$n")" \
+        AW_CH_INTERSERVER_PORT="$((p + 9))" AW_CH_EXTRA_CONF="$(extra_conf "$n")" AW_CH_EXTRA_USERS="$(users_conf)" \
         "$HERE/clickhouse.sh" "$@" 2>&1 | sed "s/^\[clickhouse\]/[cluster node$n]/"
     return "${PIPESTATUS[0]}"
 }

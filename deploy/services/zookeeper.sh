@@ -82,6 +82,8 @@ dataDir=$STATE/data
 clientPort=$PORT
 clientPortAddress=127.0.0.1
 admin.enableServer=false
+# a throwaway test server: no fsync per transaction (ON CLUSTER DDL and replicated inserts are ZooKeeper writes)
+forceSync=no
 maxClientCnxns=200
 autopurge.snapRetainCount=3
 autopurge.purgeInterval=1

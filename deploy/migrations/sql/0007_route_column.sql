@@ -1,10 +1,10 @@
 -- access_log.route: the path with identifiers folded to {id}, computed at
 -- ingest (cheaper than a regular expression in the rollup's view), and the
 -- hourly rollup's view reading it.
-ALTER TABLE {{local "access_log"}}{{onCluster}} ADD COLUMN {{ifNotExists}}route String AFTER path
+ALTER TABLE {{local "access_log"}}{{alterOnCluster}} ADD COLUMN {{ifNotExists}}route String AFTER path
 ;
 
-ALTER TABLE {{local "access_log"}}{{onCluster}} COMMENT COLUMN route 'Path with identifiers (ord_…, numbers, UUIDs) replaced by {id}, e.g. /v1/orders/{id}: groups requests by endpoint'
+ALTER TABLE {{local "access_log"}}{{alterOnCluster}} COMMENT COLUMN route 'Path with identifiers (ord_…, numbers, UUIDs) replaced by {id}, e.g. /v1/orders/{id}: groups requests by endpoint'
 ;
 
 DROP TABLE IF EXISTS {{.DB}}.key_usage_hourly_mv{{onCluster}}
