@@ -28,17 +28,17 @@ vet:
 	@test -z "$$(gofmt -l cmd ingest detect rules alerts deploy 2>/dev/null)" || { echo "gofmt needed:"; gofmt -l cmd ingest detect rules alerts deploy; exit 1; }
 
 ## test: everything, against real ClickHouse and Kafka (the README's test command)
-test: services chdb vet
+test: services cluster-services chdb vet
 	$(GO) test -race -count=1 -run '^TestUnit' ./ingest/
-	$(TEST_ENV) CI=$${CI:-true} $(GO) test -count=1 -timeout 20m ./...
+	$(TEST_ENV) $(CLUSTER_ENV) CI=$${CI:-true} $(GO) test -count=1 -timeout 20m ./...
 
 ## test-current: the suite again against current ClickHouse (26.x: chdb's engine as a server, deploy/services/clickhouse-current.sh,
 ## users from deploy/clickhouse/current/users.d); the server is stopped afterwards, pass or fail
 .PHONY: test-current
-test-current: services chdb
+test-current: services cluster-services chdb
 	@trap 'deploy/services/clickhouse-current.sh stop' EXIT; \
 	deploy/services/clickhouse-current.sh start && \
-	$(TEST_ENV) AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CHC_PORT:-29000} AUDITWATCH_TEST_CLICKHOUSE_HTTP=127.0.0.1:$${AW_CHC_HTTP_PORT:-28123} \
+	$(TEST_ENV) $(CLUSTER_ENV) AUDITWATCH_TEST_CLICKHOUSE=127.0.0.1:$${AW_CHC_PORT:-29000} AUDITWATCH_TEST_CLICKHOUSE_HTTP=127.0.0.1:$${AW_CHC_HTTP_PORT:-28123} \
 	CI=$${CI:-true} $(GO) test -count=1 -timeout 20m $${TEST_CURRENT_PKGS:-./...}
 
 ## test-unit: only what needs no services (integration tests skip)
@@ -98,3 +98,19 @@ clean:
 helm-test:
 	deploy/helm/install-helm.sh >/dev/null
 	cd deploy/helm && $(GO) vet ./... && HELM=$(STATE)/bin/helm $(GO) test -count=1 ./...
+
+# The two-server ClickHouse cluster of deploy/services/cluster.sh (docs/cluster.md).
+CLUSTER_ENV := AUDITWATCH_TEST_CLICKHOUSE_CLUSTER=127.0.0.1:$${AW_CLUSTER_PORT1:-19100},127.0.0.1:$${AW_CLUSTER_PORT2:-19200} AUDITWATCH_TEST_CLICKHOUSE_CLUSTER_NAME=$${AW_CLUSTER_NAME:-aw_cluster}
+
+.PHONY: cluster-services cluster-services-down test-cluster
+## cluster-services: ZooKeeper (Debian's zookeeper) + two ClickHouse 18.16 servers, one shard with two replicas
+cluster-services:
+	deploy/services/cluster.sh install
+	deploy/services/cluster.sh start
+
+cluster-services-down:
+	deploy/services/cluster.sh stop
+
+## test-cluster: only the cluster-mode tests (migrations, ingest, retention, the default pack), one package at a time
+test-cluster: services cluster-services
+	$(TEST_ENV) $(CLUSTER_ENV) CI=$${CI:-true} $(GO) test -p 1 -count=1 -timeout 30m -run 'Cluster' ./deploy/migrations/ ./deploy/cluster/ ./ingest/ ./ingest/retention/ ./cmd/auditwatch/
