@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,13 +37,37 @@ type Cluster struct {
 // ClickHouseCluster returns the test cluster named by the environment. It
 // skips the test when AUDITWATCH_TEST_CLICKHOUSE_CLUSTER is unset, and fails
 // it under CI (CI=true).
+//
+// The test holds the cluster alone until it ends: an exclusive lock on a
+// file named after the cluster in the temporary directory, across the test
+// processes `go test ./...` runs in parallel. Cluster tests stop and start
+// servers, which would fail the others, and 18.16's distributed DDL is
+// fragile under concurrent migrations (docs/cluster.md).
 func ClickHouseCluster(tb testing.TB) Cluster {
 	tb.Helper()
-	addrs := strings.Split(need(tb, EnvCluster), ",")
+	v := need(tb, EnvCluster)
+	addrs := strings.Split(v, ",")
 	name := os.Getenv(EnvClusterName)
 	if name == "" {
 		name = "aw_cluster"
 	}
+	lock := filepath.Join(os.TempDir(), "auditwatch-test-cluster-"+strings.NewReplacer(":", "_", ",", "_", "/", "_").Replace(v)+".lock")
+	f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		tb.Fatalf("open cluster lock: %v", err)
+	}
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		tb.Fatalf("lock %s: %v", lock, err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		tb.Logf("waited %s for the test cluster (another test had it)", waited.Round(time.Second))
+	}
+	tb.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
 	return Cluster{Name: name, Addrs: addrs}
 }
 
