@@ -207,7 +207,11 @@ func (tr *TestRunner) runCase(ctx context.Context, file string, r *rules.Rule, t
 	if _, err := migrations.Apply(ctx, tr.Conn, db, ms, slog.New(slog.DiscardHandler)); err != nil {
 		return nil, []string{"create scratch database: " + err.Error()}
 	}
-	defer tr.Conn.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+db) //nolint:errcheck
+	drop := "DROP DATABASE IF EXISTS " + db
+	if tr.Dialect.Cluster != "" {
+		drop += " ON CLUSTER " + tr.Dialect.Cluster // every replica's copy
+	}
+	defer tr.Conn.Exec(context.WithoutCancel(ctx), drop) //nolint:errcheck
 
 	conn := tr.Conn
 	if tr.Open != nil {
