@@ -203,9 +203,12 @@ func TestDetectHAHandover(t *testing.T) {
 	if limit := haSession + leader.HeartbeatInterval(haSession) + 3*time.Second; took > limit {
 		t.Fatalf("takeover took %s, more than the session timeout + a heartbeat + 3s (%s)", took, limit)
 	}
-	if code, body := readyz(b.port); code != 200 || !strings.HasPrefix(body, "leader (") {
-		t.Fatalf("B /readyz after takeover: %d %q", code, body)
-	}
+	// The new leader's scheduler loads the rules first: /readyz says so
+	// (503 "rules not loaded") for a moment.
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		code, body := readyz(b.port)
+		return code == 200 && strings.HasPrefix(body, "leader ("), fmt.Sprintf("B /readyz after takeover: %d %q", code, body)
+	})
 	if n := b.metric("auditwatch_detect_leader_changes_total"); n != 1 {
 		t.Fatalf("B's leader_changes_total %v, want 1", n)
 	}
