@@ -39,6 +39,8 @@ START_TIMEOUT=60
 
 log() { echo "[clickhouse-current] $*"; }
 die() { echo "[clickhouse-current] ERROR: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 have_chdb() { "$PY" -c "from chdb import _chdb" >/dev/null 2>&1; }
 
@@ -52,13 +54,7 @@ cmd_install() {
     have_chdb || die "chdb does not import with $PY"
 }
 
-srv_pid() {
-    local pid
-    [[ -f "$PIDFILE" ]] || return 1
-    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "clickhouse-current/launch.py" && echo "$pid"
-}
+srv_pid() { pidfile_pid "$PIDFILE" "clickhouse-current/launch.py"; }
 
 answering() {
     if command -v clickhouse-client >/dev/null 2>&1; then
@@ -177,23 +173,7 @@ cmd_start() {
     die "start failed"
 }
 
-cmd_stop() {
-    local pid i
-    if ! pid="$(srv_pid)"; then
-        log "not running"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    log "stopping pid $pid"
-    kill "$pid" 2>/dev/null || true
-    for ((i = 0; i < 40; i++)); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
-        sleep 0.5
-    done
-    log "still running after 20 s; sending SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$PIDFILE"
-}
+cmd_stop() { stop_pidfile "$PIDFILE" "clickhouse-current/launch.py" 20; }
 
 cmd_status() {
     if answering; then

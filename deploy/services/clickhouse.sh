@@ -27,6 +27,8 @@ START_TIMEOUT=60
 
 log() { echo "[clickhouse] $*"; }
 die() { echo "[clickhouse] ERROR: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 installed() { command -v clickhouse-server >/dev/null 2>&1 && command -v clickhouse-client >/dev/null 2>&1; }
 
@@ -57,14 +59,7 @@ cmd_install() {
     log "installed: $(clickhouse-client --version 2>/dev/null | head -n1)"
 }
 
-ch_pid() {
-    local pid
-    [[ -f "$PIDFILE" ]] || return 1
-    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-    # Alive and really ours (guards against a stale pid file with a reused pid).
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "clickhouse-server" && echo "$pid"
-}
+ch_pid() { pidfile_pid "$PIDFILE" "clickhouse-server"; }
 
 answering() {
     clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT 1' >/dev/null 2>&1
@@ -154,23 +149,7 @@ cmd_start() {
     die "start failed"
 }
 
-cmd_stop() {
-    local pid i
-    if ! pid="$(ch_pid)"; then
-        log "not running"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    log "stopping pid $pid"
-    kill "$pid" 2>/dev/null || true
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
-        sleep 0.5
-    done
-    log "still running after 30 s; sending SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$PIDFILE"
-}
+cmd_stop() { stop_pidfile "$PIDFILE" "clickhouse-server" 30; }
 
 cmd_status() {
     if answering; then

@@ -40,6 +40,8 @@ START_TIMEOUT=90
 
 log() { echo "[kafka] $*"; }
 die() { echo "[kafka] ERROR: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1; }
 
@@ -78,14 +80,7 @@ cmd_install() {
     log "installed $(find "$LIBS" -name "*.jar" | wc -l) jars"
 }
 
-k_pid() {
-    local pid
-    [[ -f "$PIDFILE" ]] || return 1
-    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-    # Alive and really ours (guards against a stale pid file with a reused pid).
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "kafka.Kafka" && echo "$pid"
-}
+k_pid() { pidfile_pid "$PIDFILE" "kafka.Kafka"; }
 
 # The broker answers metadata requests and lists itself (node 1).
 answering() {
@@ -304,23 +299,7 @@ cmd_start() {
     die "start failed"
 }
 
-cmd_stop() {
-    local pid i
-    if ! pid="$(k_pid)"; then
-        log "not running"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    log "stopping pid $pid"
-    kill "$pid" 2>/dev/null || true   # SIGTERM: controlled shutdown
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
-        sleep 0.5
-    done
-    log "still running after 30 s; sending SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$PIDFILE"
-}
+cmd_stop() { stop_pidfile "$PIDFILE" "kafka.Kafka" 30; }
 
 cmd_status() {
     if answering; then

@@ -22,6 +22,8 @@ START_TIMEOUT=60
 
 log() { echo "[zookeeper] $*"; }
 die() { echo "[zookeeper] ERROR: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 installed() { [[ -f /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null 2>&1; }
 
@@ -48,13 +50,7 @@ cmd_install() {
     log "installed"
 }
 
-zk_pid() {
-    local pid
-    [[ -f "$PIDFILE" ]] || return 1
-    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-        && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "QuorumPeerMain" && echo "$pid"
-}
+zk_pid() { pidfile_pid "$PIDFILE" "QuorumPeerMain"; }
 
 # The four-letter word "srvr" is whitelisted by default in 3.8; bash's /dev/tcp needs no nc.
 answering() {
@@ -112,22 +108,7 @@ EOF
     die "start failed"
 }
 
-cmd_stop() {
-    local pid i
-    if ! pid="$(zk_pid)"; then
-        log "not running"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    log "stopping pid $pid"
-    kill "$pid" 2>/dev/null || true
-    for ((i = 0; i < 40; i++)); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; log "stopped"; return 0; }
-        sleep 0.5
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$PIDFILE"
-}
+cmd_stop() { stop_pidfile "$PIDFILE" "QuorumPeerMain" 20; }
 
 cmd_status() {
     if answering; then
