@@ -102,12 +102,7 @@ func TestGrantsScript(t *testing.T) {
 		}
 	})
 	t.Run("current ClickHouse parses it (chdb)", func(t *testing.T) {
-		if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-			}
-			t.Skip("chdb not installed: run deploy/chdb/install.sh")
-		}
+		testenv.NeedChdb(t)
 		sql, _, err := renderGrants(t, passwords())
 		if err != nil {
 			t.Fatal(err)
@@ -149,12 +144,7 @@ const chdbAccessUsers = `<clickhouse>
 // users themselves cannot be exercised there; TestPrivileges does that on
 // 18.16.
 func TestGrantsExecutedOnCurrentClickHouse(t *testing.T) {
-	if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-		}
-		t.Skip("chdb not installed: run deploy/chdb/install.sh")
-	}
+	testenv.NeedChdb(t)
 	grants, _, err := renderGrants(t, passwords())
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,15 +48,6 @@ func httpURL(t *testing.T, native string) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-func needChdb(t *testing.T) {
-	if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-		}
-		t.Skip("chdb not installed: run deploy/chdb/install.sh")
-	}
-}
-
 // TestEveryStatementOnBothEngines captures every statement the product
 // sends while it runs — every test case of the default rule pack (every
 // rule type) with each finding's investigate query, and a generated history
@@ -69,7 +59,7 @@ func needChdb(t *testing.T) {
 // in its own dialect.
 func TestEveryStatementOnBothEngines(t *testing.T) {
 	addr := testenv.ClickHouseAddr(t)
-	needChdb(t)
+	testenv.NeedChdb(t)
 	admin := testenv.Connect(t, addr)
 	ctx := context.Background()
 	run := fmt.Sprintf("awdiff_%d", time.Now().UnixNano())
@@ -268,7 +258,7 @@ func TestEveryStatementOnBothEngines(t *testing.T) {
 // an agreeing one is not.
 func TestReplayCatchesADifference(t *testing.T) {
 	addr := testenv.ClickHouseAddr(t)
-	needChdb(t)
+	testenv.NeedChdb(t)
 	admin := testenv.Connect(t, addr)
 	ctx := context.Background()
 	db := testenv.ScratchDB(t, admin)

@@ -3,7 +3,6 @@ package grafana_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -138,12 +137,7 @@ func columnTypes[T interface {
 // schema with a few rows: the queries must work on current servers too.
 func TestClickHouseQueriesOnChdb(t *testing.T) {
 	root := testenv.RepoRoot(t)
-	if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-		}
-		t.Skip("chdb not installed: run deploy/chdb/install.sh; CI=true makes this a failure")
-	}
+	testenv.NeedChdb(t)
 	const db = "auditwatch"
 	ms, err := migrations.Load(db, migrations.Current)
 	if err != nil {

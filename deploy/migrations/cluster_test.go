@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -193,12 +192,7 @@ func TestClusterApply(t *testing.T) {
 // chdb (current ClickHouse; it has no ZooKeeper, so it cannot run it).
 func TestClusterDialectOnChdb(t *testing.T) {
 	root := testenv.RepoRoot(t)
-	if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-		}
-		t.Skip("chdb not installed: run deploy/chdb/install.sh")
-	}
+	testenv.NeedChdb(t)
 	ms, err := migrations.Load("auditwatch", migrations.Dialect{LowCardinality: true, Cluster: "aw_cluster"})
 	if err != nil {
 		t.Fatal(err)

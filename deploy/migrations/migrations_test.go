@@ -3,7 +3,6 @@ package migrations_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -103,12 +102,7 @@ func TestApplyIdempotent(t *testing.T) {
 // in-process build of current ClickHouse, then inserts and reads a row.
 func TestCurrentDialectOnChdb(t *testing.T) {
 	root := testenv.RepoRoot(t)
-	if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-		}
-		t.Skip("chdb not installed: run deploy/chdb/install.sh")
-	}
+	testenv.NeedChdb(t)
 	ms, err := migrations.Load("auditwatch", migrations.Current)
 	if err != nil {
 		t.Fatal(err)

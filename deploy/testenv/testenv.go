@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -293,4 +294,19 @@ func RollupMismatches(tb testing.TB, conn driver.Conn, db string) []string {
 	}
 	sort.Strings(diff)
 	return diff
+}
+
+// NeedChdb fails the test under CI when chdb (current ClickHouse,
+// in-process; deploy/chdb/install.sh) cannot be imported, and skips it
+// elsewhere.
+func NeedChdb(tb testing.TB) {
+	tb.Helper()
+	out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
+	}
+	tb.Skip("chdb not installed: run deploy/chdb/install.sh")
 }

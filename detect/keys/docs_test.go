@@ -143,12 +143,7 @@ func TestJoinQueryInDocs(t *testing.T) {
 	})
 
 	t.Run("current", func(t *testing.T) {
-		if out, err := exec.Command("python3", "-c", "import chdb").CombinedOutput(); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("chdb not installed (deploy/chdb/install.sh): %v\n%s", err, out)
-			}
-			t.Skip("chdb not installed: run deploy/chdb/install.sh")
-		}
+		testenv.NeedChdb(t)
 		ms, err := migrations.Load("auditwatch", migrations.Current)
 		if err != nil {
 			t.Fatal(err)
