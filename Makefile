@@ -55,10 +55,11 @@ demo: services build
 
 ## bench: 1M generated events drained from Kafka into ClickHouse RUNS times (default 5); median and range of events/s,
 ## ingester CPU s per 1M and peak RSS, ClickHouse and Kafka CPU s per 1M (out/bench.json). BENCH_ALTERNATE=1 alternates
-## runs with and without the rollup's view; BENCH_NO_ROLLUPS=1 drops it in every run.
+## runs with and without the rollup's view; BENCH_NO_ROLLUPS=1 drops it in every run; BENCH_BASELINE=bin/old alternates
+## runs between bin/auditwatch and that binary (an A/B on the same day).
 bench: services build
 	$(GO) run ./deploy/bench/ingestbench -events $${EVENTS:-1000000} -runs $${RUNS:-5} \
-		$${BENCH_ALTERNATE:+-alternate} $${BENCH_NO_ROLLUPS:+-no-rollup} $${BENCH_CONFIG:+-config $$BENCH_CONFIG}
+		$${BENCH_ALTERNATE:+-alternate} $${BENCH_NO_ROLLUPS:+-no-rollup} $${BENCH_CONFIG:+-config $$BENCH_CONFIG} $${BENCH_BASELINE:+-baseline $$BENCH_BASELINE}
 
 ## bench-rules: each default rule's evaluation time over EVENTS stored events (default 10M; loaded once)
 bench-rules: services

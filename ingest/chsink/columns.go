@@ -6,9 +6,9 @@ import (
 	"github.com/auditwatch/auditwatch/ingest/event"
 )
 
-// columns are the driver's inputs for one insert, built from event.Rows
-// without copying strings (views into the rows' buffers) and reused between
-// inserts.
+// columns are the driver's inputs for one block of an insert, built from
+// event.Rows without copying strings (views into the rows' buffers) and
+// reused between blocks and inserts, so that they never exceed a block.
 type columns struct {
 	ts          []time.Time
 	tsMS        []uint16
@@ -18,11 +18,11 @@ type columns struct {
 	ingestedAt  []time.Time
 }
 
-func (c *columns) fill(r *event.Rows, now time.Time) {
-	n := r.Len()
+// fill sets the columns to rows [from, to) of r.
+func (c *columns) fill(r *event.Rows, from, to int, now time.Time) {
 	c.ts, c.tsMS, c.ingestedAt = c.ts[:0], c.tsMS[:0], c.ingestedAt[:0]
 	c.signatureTS, c.clockOffset = c.signatureTS[:0], c.clockOffset[:0]
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		ms := r.TSMilli[i]
 		c.ts = append(c.ts, time.Unix(ms/1000, 0).UTC())
 		c.tsMS = append(c.tsMS, uint16(ms%1000))
@@ -35,22 +35,23 @@ func (c *columns) fill(r *event.Rows, now time.Time) {
 			c.clockOffset = append(c.clockOffset, nil)
 		}
 	}
-	for i, col := range []*event.StrCol{&r.RequestID, &r.Method, &r.Path, &r.ErrorCode, &r.ClientIP, &r.ClientNet,
+	for i, col := range [...]*event.StrCol{&r.RequestID, &r.Method, &r.Path, &r.ErrorCode, &r.ClientIP, &r.ClientNet,
 		&r.KeyID, &r.KeySource, &r.KeyFP, &r.KeyHint, &r.Env, &r.AuthMethod, &r.OAuthClientID, &r.AccountID,
 		&r.UserAgent, &r.Origin, &r.Route} {
-		c.str[i] = col.Views(c.str[i][:0])
+		c.str[i] = col.Views(c.str[i][:0], from, to)
 	}
 }
 
-// slices returns the columns in accessLogColumns order. The string views are
-// valid until the rows change.
-func (c *columns) slices(r *event.Rows) []any {
+// slices returns the columns of rows [from, to) of r (the range of the last
+// fill) in accessLogColumns order. The string views are valid until the
+// rows change.
+func (c *columns) slices(r *event.Rows, from, to int) []any {
 	s := &c.str
 	return []any{
-		c.ts, c.tsMS, s[0], s[1], s[2], s[16], r.Status, s[3], s[4], s[5],
+		c.ts, c.tsMS, s[0], s[1], s[2], s[16], r.Status[from:to], s[3], s[4], s[5],
 		s[6], s[7], s[8], s[9], s[10], s[11], s[12], s[13],
-		r.Signed, c.signatureTS, c.clockOffset, s[14], s[15], r.LatencyMS, r.BytesIn, r.BytesOut,
-		r.KafkaPartition, r.KafkaOffset, c.ingestedAt,
+		r.Signed[from:to], c.signatureTS, c.clockOffset, s[14], s[15], r.LatencyMS[from:to], r.BytesIn[from:to], r.BytesOut[from:to],
+		r.KafkaPartition[from:to], r.KafkaOffset[from:to], c.ingestedAt,
 	}
 }
 

@@ -39,6 +39,8 @@ type Sink struct {
 	insertDL string
 	// maxParts is the most access_log partitions (days) one insert spans.
 	maxParts int
+	// blockRows is the most rows per block of an insert (BlockRows).
+	blockRows int
 	// cluster: the tables are Distributed (SetCluster).
 	cluster bool
 }
@@ -52,12 +54,13 @@ const DefaultMaxPartitions = 100
 // batch spanning more is written in several inserts.
 func New(conn driver.Conn, db string) *Sink {
 	return &Sink{
-		conn:     conn,
-		db:       db,
-		now:      time.Now,
-		maxParts: DefaultMaxPartitions,
-		insertAL: fmt.Sprintf("INSERT INTO %s.access_log (%s)", db, strings.Join(accessLogColumns, ", ")),
-		insertDL: fmt.Sprintf("INSERT INTO %s.ingest_errors (%s)", db, strings.Join(deadLetterColumns, ", ")),
+		conn:      conn,
+		db:        db,
+		now:       time.Now,
+		maxParts:  DefaultMaxPartitions,
+		blockRows: BlockRows,
+		insertAL:  fmt.Sprintf("INSERT INTO %s.access_log (%s)", db, strings.Join(accessLogColumns, ", ")),
+		insertDL:  fmt.Sprintf("INSERT INTO %s.ingest_errors (%s)", db, strings.Join(deadLetterColumns, ", ")),
 	}
 }
 
@@ -172,20 +175,36 @@ WHERE topic = ? AND partition = ? AND offset >= ? AND offset <= ?`, s.db), q.Top
 	return rows, dead, r.Err()
 }
 
+// BlockRows is the most rows of one block of an insert: a batch is sent as
+// blocks of one INSERT, so the driver's column, encoding and compression
+// buffers are sized by a block and reused, not grown to a whole batch and
+// dropped after it. The server squashes the blocks of one INSERT
+// (min_insert_block_size_rows), so the parts written are the same.
+const BlockRows = 8192
+
 func (s *Sink) writeRows(ctx context.Context, rows *event.Rows) error {
 	if s.cluster {
 		ctx = distributedSync(ctx)
 	}
-	s.cols.fill(rows, s.now().UTC().Truncate(time.Second))
 	defer s.cols.release()
 	b, err := s.conn.PrepareBatch(ctx, s.insertAL)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	defer b.Abort() //nolint:errcheck // no-op after Send
-	for i, data := range s.cols.slices(rows) {
-		if err := b.Column(i).Append(data); err != nil {
-			return fmt.Errorf("append column %s: %w", accessLogColumns[i], err)
+	now := s.now().UTC().Truncate(time.Second)
+	for from := 0; from < rows.Len(); from += s.blockRows {
+		to := min(from+s.blockRows, rows.Len())
+		s.cols.fill(rows, from, to, now)
+		for i, data := range s.cols.slices(rows, from, to) {
+			if err := b.Column(i).Append(data); err != nil {
+				return fmt.Errorf("append column %s: %w", accessLogColumns[i], err)
+			}
+		}
+		if to < rows.Len() {
+			if err := b.Flush(); err != nil {
+				return fmt.Errorf("send block of rows %d-%d: %w", from, to-1, err)
+			}
 		}
 	}
 	if err := b.Send(); err != nil {

@@ -118,12 +118,15 @@ func (s *StrCol) bytes(i int) []byte {
 	return s.buf[start:s.ends[i]]
 }
 
-// Views appends to dst a string for each value that shares memory with the
-// column: valid only until the next Append or Reset, for handing the column
-// to a driver without copying it.
-func (s *StrCol) Views(dst []string) []string {
+// Views appends to dst a string for each value i in [from, to) that shares
+// memory with the column: valid only until the next Append or Reset, for
+// handing the column to a driver without copying it.
+func (s *StrCol) Views(dst []string, from, to int) []string {
 	start := uint32(0)
-	for _, end := range s.ends {
+	if from > 0 {
+		start = s.ends[from-1]
+	}
+	for _, end := range s.ends[from:to] {
 		if end == start {
 			dst = append(dst, "")
 		} else {

@@ -6,7 +6,8 @@
 // ingester's CPU seconds per million events and peak RSS, and the CPU the
 // ClickHouse server and the Kafka broker spent meanwhile. With -alternate,
 // runs alternate with and without the rollup's materialized view, to show
-// what the rollup costs.
+// what the rollup costs; with -baseline BIN, they alternate between -bin and
+// BIN (e.g. a build of the previous commit), for an A/B on the same day.
 //
 // Rows are counted over one native connection every 100 ms: the poll loop
 // costs no process start and next to no CPU. CPU comes from the kernel:
@@ -34,6 +35,8 @@ import (
 )
 
 type run struct {
+	Variant           string  `json:"variant"`
+	Bin               string  `json:"bin"`
 	Rollup            bool    `json:"rollup"`
 	Events            int     `json:"events"`
 	Distinct          uint64  `json:"distinct_in_clickhouse"`
@@ -62,7 +65,11 @@ func main() {
 	state := flag.String("state", envOr("AW_STATE", ".state"), "service state directory (pid files)")
 	out := flag.String("out", "out/bench.json", "JSON report")
 	config := flag.String("config", "", "auditwatch configuration file for the ingester")
+	baseline := flag.String("baseline", "", "a second auditwatch binary: runs alternate between -bin and it")
 	flag.Parse()
+	if *alternate && *baseline != "" {
+		log.Fatal("-alternate and -baseline exclude each other")
+	}
 	log.SetFlags(0)
 	ctx := context.Background()
 
@@ -86,35 +93,43 @@ func main() {
 
 	chPID := readPID(filepath.Join(*state, "clickhouse", "clickhouse.pid"))
 	kPID := readPID(filepath.Join(*state, "kafka", "kafka.pid"))
-	var results []run
-	total := *runs
-	if *alternate {
-		total *= 2
+	type variant struct {
+		name, bin string
+		rollup    bool
 	}
-	for i := range total {
-		rollup := !*noRollup && !(*alternate && i%2 == 1)
+	variants := []variant{{"with_rollup", *bin, !*noRollup}}
+	if *noRollup {
+		variants[0].name = "without_rollup"
+	}
+	switch {
+	case *alternate:
+		variants = append(variants, variant{"without_rollup", *bin, false})
+	case *baseline != "":
+		variants[0].name = "current"
+		variants = append(variants, variant{"baseline", *baseline, !*noRollup})
+	}
+	var results []run
+	for i := range *runs * len(variants) {
+		v := variants[i%len(variants)]
 		db := fmt.Sprintf("auditwatch_bench_%d", i)
-		r, err := drain(ctx, conn, *bin, *config, env, db, fmt.Sprintf("%s-g%d", topic, i), *events, rollup, chPID, kPID)
+		r, err := drain(ctx, conn, v.bin, *config, env, db, fmt.Sprintf("%s-g%d", topic, i), *events, v.rollup, chPID, kPID)
 		if err != nil {
 			log.Fatalf("run %d: %v", i+1, err)
 		}
+		r.Variant, r.Bin = v.name, v.bin
 		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
-		fmt.Printf("run %2d%s: %8.0f events/s  ingester %5.2f s CPU/1M  RSS %5.1f MiB  ClickHouse %5.2f s/1M  Kafka %5.2f s/1M\n",
-			i+1, map[bool]string{true: "", false: " (no rollup)"}[rollup], r.EventsPerSecond, r.IngesterCPUPerM, r.PeakRSSMiB, r.ClickHouseCPUPerM, r.KafkaCPUPerM)
+		fmt.Printf("run %2d %-14s: %8.0f events/s  ingester %5.2f s CPU/1M  RSS %5.1f MiB  ClickHouse %5.2f s/1M  Kafka %5.2f s/1M\n",
+			i+1, v.name, r.EventsPerSecond, r.IngesterCPUPerM, r.PeakRSSMiB, r.ClickHouseCPUPerM, r.KafkaCPUPerM)
 		results = append(results, r)
 	}
 	report := map[string]any{"events": *events, "runs": results}
-	for _, kind := range []bool{true, false} {
+	for _, v := range variants {
 		var rs []run
 		for _, r := range results {
-			if r.Rollup == kind {
+			if r.Variant == v.name {
 				rs = append(rs, r)
 			}
 		}
-		if len(rs) == 0 {
-			continue
-		}
-		name := map[bool]string{true: "with_rollup", false: "without_rollup"}[kind]
 		s := map[string]stat{
 			"events_per_second":                  summarize(rs, func(r run) float64 { return r.EventsPerSecond }),
 			"ingester_cpu_seconds_per_million":   summarize(rs, func(r run) float64 { return r.IngesterCPUPerM }),
@@ -122,8 +137,8 @@ func main() {
 			"clickhouse_cpu_seconds_per_million": summarize(rs, func(r run) float64 { return r.ClickHouseCPUPerM }),
 			"kafka_cpu_seconds_per_million":      summarize(rs, func(r run) float64 { return r.KafkaCPUPerM }),
 		}
-		report[name] = s
-		fmt.Printf("%s, %d runs, median [min–max]:\n", strings.ReplaceAll(name, "_", " "), len(rs))
+		report[v.name] = s
+		fmt.Printf("%s (%s), %d runs, median [min–max]:\n", strings.ReplaceAll(v.name, "_", " "), v.bin, len(rs))
 		for _, k := range []string{"events_per_second", "ingester_cpu_seconds_per_million", "peak_rss_mib", "clickhouse_cpu_seconds_per_million", "kafka_cpu_seconds_per_million"} {
 			fmt.Printf("  %-36s %10.2f [%.2f–%.2f]\n", k, s[k].Median, s[k].Min, s[k].Max)
 		}
