@@ -56,10 +56,11 @@ demo: services build
 ## bench: 1M generated events drained from Kafka into ClickHouse RUNS times (default 5); median and range of events/s,
 ## ingester CPU s per 1M and peak RSS, ClickHouse and Kafka CPU s per 1M (out/bench.json). BENCH_ALTERNATE=1 alternates
 ## runs with and without the rollup's view; BENCH_NO_ROLLUPS=1 drops it in every run; BENCH_BASELINE=bin/old alternates
-## runs between bin/auditwatch and that binary (an A/B on the same day).
+## runs between bin/auditwatch and that binary (an A/B on the same day), BENCH_BASELINE_CONFIG=f.yml between BENCH_CONFIG
+## (or the defaults) and that configuration.
 bench: services build
 	$(GO) run ./deploy/bench/ingestbench -events $${EVENTS:-1000000} -runs $${RUNS:-5} \
-		$${BENCH_ALTERNATE:+-alternate} $${BENCH_NO_ROLLUPS:+-no-rollup} $${BENCH_CONFIG:+-config $$BENCH_CONFIG} $${BENCH_BASELINE:+-baseline $$BENCH_BASELINE}
+		$${BENCH_ALTERNATE:+-alternate} $${BENCH_NO_ROLLUPS:+-no-rollup} $${BENCH_CONFIG:+-config $$BENCH_CONFIG} $${BENCH_BASELINE:+-baseline $$BENCH_BASELINE} $${BENCH_BASELINE_CONFIG:+-baseline-config $$BENCH_BASELINE_CONFIG}
 
 ## bench-rules: each default rule's evaluation time over EVENTS stored events (default 10M; loaded once)
 bench-rules: services

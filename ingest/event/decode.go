@@ -226,7 +226,7 @@ func (w *wire) row(now time.Time, d *Decoder, m secret.Masker) (Row, error) {
 	if err != nil {
 		return r, reject(ReasonBadValue, "client_ip", "not an IP address")
 	}
-	r.ClientIP = ip.String()
+	r.ClientIP = canonical(ip, w.ClientIP)
 	r.ClientNet = network(ip)
 
 	if len(w.KeyID) > maxID || len(w.AccountID) > maxID || len(w.OAuthClientID) > maxID {
@@ -353,6 +353,16 @@ func parseIP(s string) (netip.Addr, error) {
 	return ip.Unmap().WithZone(""), nil
 }
 
+// canonical returns ip's text form: given, the string it was parsed from
+// when that is already canonical (the usual case), without allocating.
+func canonical(ip netip.Addr, given string) string {
+	var buf [64]byte
+	if b := ip.AppendTo(buf[:0]); string(b) == given {
+		return given
+	}
+	return ip.String()
+}
+
 // network returns the /24 (IPv4) or /48 (IPv6) network of ip.
 func network(ip netip.Addr) string {
 	bits := 48
@@ -360,7 +370,8 @@ func network(ip netip.Addr) string {
 		bits = 24
 	}
 	p, _ := ip.Prefix(bits)
-	return p.String()
+	var buf [64]byte
+	return string(p.AppendTo(buf[:0]))
 }
 
 func isToken(s string) bool {

@@ -9,16 +9,37 @@ import "strings"
 // or more hex digits and dashes (UUIDs, hashes), or an API key or its hint
 // (bk_live_…, bk_test_…: the decoder has masked keys by then).
 func Route(path string) string {
-	if !strings.ContainsAny(path, "0123456789_") {
+	// Most paths have no identifier segment: return them as they are,
+	// building a new string only from the first identifier on.
+	var b []byte
+	start := 0
+	for start <= len(path) {
+		end := strings.IndexByte(path[start:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += start
+		}
+		seg := path[start:end]
+		switch {
+		case isID(seg):
+			if b == nil {
+				b = make([]byte, 0, len(path))
+				b = append(b, path[:start]...)
+			}
+			b = append(b, "{id}"...)
+		case b != nil:
+			b = append(b, seg...)
+		}
+		if b != nil && end < len(path) {
+			b = append(b, '/')
+		}
+		start = end + 1
+	}
+	if b == nil {
 		return path
 	}
-	segs := strings.Split(path, "/")
-	for i, s := range segs {
-		if isID(s) {
-			segs[i] = "{id}"
-		}
-	}
-	return strings.Join(segs, "/")
+	return string(b)
 }
 
 func isID(s string) bool {

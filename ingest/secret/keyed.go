@@ -79,7 +79,7 @@ func (f Fingerprinter) Fingerprint(key string) string {
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	f.k.pool.Put(h)
-	return hex.EncodeToString(sum[:8])
+	return hexOf8(sum[:8])
 }
 
 // LoadFingerprintKey reads the fingerprint secret from path: the file's

@@ -31,7 +31,7 @@ func Fingerprint(key string) string {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:8])
+	return hexOf8(sum[:8])
 }
 
 // Env returns "live" or "test" from the key's prefix, or "" when the key has
@@ -62,6 +62,17 @@ func Hint(key string) string {
 			break
 		}
 	}
+	if ascii(body) {
+		// The usual key: bytes are runes, so no []rune copy.
+		switch n := len(body); {
+		case n >= 16:
+			return prefix + body[:4] + Ellipsis + body[n-4:]
+		case n >= 8:
+			return prefix + Ellipsis + body[n-2:]
+		default:
+			return prefix + Ellipsis
+		}
+	}
 	if !utf8.ValidString(body) {
 		return prefix + Ellipsis
 	}
@@ -74,4 +85,21 @@ func Hint(key string) string {
 	default:
 		return prefix + Ellipsis
 	}
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// hexOf8 returns the 8 bytes of b as 16 hex digits, allocating only the
+// string.
+func hexOf8(b []byte) string {
+	var dst [16]byte
+	hex.Encode(dst[:], b[:8])
+	return string(dst[:])
 }

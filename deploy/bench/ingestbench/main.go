@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,7 @@ import (
 type run struct {
 	Variant           string  `json:"variant"`
 	Bin               string  `json:"bin"`
+	Config            string  `json:"config,omitempty"`
 	Rollup            bool    `json:"rollup"`
 	Events            int     `json:"events"`
 	Distinct          uint64  `json:"distinct_in_clickhouse"`
@@ -66,8 +68,9 @@ func main() {
 	out := flag.String("out", "out/bench.json", "JSON report")
 	config := flag.String("config", "", "auditwatch configuration file for the ingester")
 	baseline := flag.String("baseline", "", "a second auditwatch binary: runs alternate between -bin and it")
+	baselineConfig := flag.String("baseline-config", "", "a second configuration file: runs alternate between -config and it (with -baseline's binary, if given)")
 	flag.Parse()
-	if *alternate && *baseline != "" {
+	if *alternate && (*baseline != "" || *baselineConfig != "") {
 		log.Fatal("-alternate and -baseline exclude each other")
 	}
 	log.SetFlags(0)
@@ -94,29 +97,29 @@ func main() {
 	chPID := readPID(filepath.Join(*state, "clickhouse", "clickhouse.pid"))
 	kPID := readPID(filepath.Join(*state, "kafka", "kafka.pid"))
 	type variant struct {
-		name, bin string
-		rollup    bool
+		name, bin, config string
+		rollup            bool
 	}
-	variants := []variant{{"with_rollup", *bin, !*noRollup}}
+	variants := []variant{{"with_rollup", *bin, *config, !*noRollup}}
 	if *noRollup {
 		variants[0].name = "without_rollup"
 	}
 	switch {
 	case *alternate:
-		variants = append(variants, variant{"without_rollup", *bin, false})
-	case *baseline != "":
+		variants = append(variants, variant{"without_rollup", *bin, *config, false})
+	case *baseline != "" || *baselineConfig != "":
 		variants[0].name = "current"
-		variants = append(variants, variant{"baseline", *baseline, !*noRollup})
+		variants = append(variants, variant{"baseline", cmp.Or(*baseline, *bin), cmp.Or(*baselineConfig, *config), !*noRollup})
 	}
 	var results []run
 	for i := range *runs * len(variants) {
 		v := variants[i%len(variants)]
 		db := fmt.Sprintf("auditwatch_bench_%d", i)
-		r, err := drain(ctx, conn, v.bin, *config, env, db, fmt.Sprintf("%s-g%d", topic, i), *events, v.rollup, chPID, kPID)
+		r, err := drain(ctx, conn, v.bin, v.config, env, db, fmt.Sprintf("%s-g%d", topic, i), *events, v.rollup, chPID, kPID)
 		if err != nil {
 			log.Fatalf("run %d: %v", i+1, err)
 		}
-		r.Variant, r.Bin = v.name, v.bin
+		r.Variant, r.Bin, r.Config = v.name, v.bin, v.config
 		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 		fmt.Printf("run %2d %-14s: %8.0f events/s  ingester %5.2f s CPU/1M  RSS %5.1f MiB  ClickHouse %5.2f s/1M  Kafka %5.2f s/1M\n",
 			i+1, v.name, r.EventsPerSecond, r.IngesterCPUPerM, r.PeakRSSMiB, r.ClickHouseCPUPerM, r.KafkaCPUPerM)
