@@ -16,7 +16,7 @@ import (
 // 0..n-1.
 func generated(tb testing.TB, n int) *event.Rows {
 	tb.Helper()
-	g, err := gen.New(gen.Config{Seed: 5, Start: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Duration: 48 * time.Hour, Events: n})
+	g, err := gen.New(gen.Config{Seed: 5, Start: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Duration: 24 * time.Hour, Events: n})
 	if err != nil {
 		tb.Fatal(err)
 	}
