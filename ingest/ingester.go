@@ -88,6 +88,8 @@ type Ingester struct {
 	log     *slog.Logger
 	metrics *Metrics
 	decoder *event.Decoder
+	// scratch is the decoder's memory for the reader goroutine (add).
+	scratch event.Scratch
 	now     func() time.Time
 	track   *tracker // nil without Options.Progress
 
@@ -240,7 +242,8 @@ func (in *Ingester) add(b *batch, msg kafka.Message, now time.Time) {
 	if msg.Offset >= next {
 		in.next[k] = msg.Offset + 1
 	}
-	row, err := in.decoder.Decode(msg.Value, now)
+	// The row borrows in.scratch until the next message: Rows.Append copies it.
+	row, err := in.decoder.DecodeBorrowed(&in.scratch, msg.Value, now)
 	if err != nil {
 		dl := event.NewDeadLetter(err, msg.Value, msg.Key, msg.Topic, int32(msg.Partition), msg.Offset, in.opts.MaxDeadLetterRaw, now.UTC())
 		b.dead = append(b.dead, dl)

@@ -3,15 +3,12 @@ package event
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"math"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	json "github.com/goccy/go-json"
 
 	"github.com/auditwatch/auditwatch/ingest/secret"
 )
@@ -68,29 +65,29 @@ func NewDecoder(maxBytes int, maxFuture time.Duration) *Decoder {
 	return &Decoder{MaxBytes: maxBytes, MaxFuture: maxFuture}
 }
 
-// wire is the JSON shape of an event. Sentinels mark absent numbers so that
-// decoding allocates nothing beyond the strings.
+// wire is the JSON shape of an event (see parseWire). Sentinels mark absent
+// numbers.
 type wire struct {
-	TS            tsField `json:"ts"`
-	RequestID     string  `json:"request_id"`
-	Method        string  `json:"method"`
-	Path          string  `json:"path"`
-	Status        int64   `json:"status"`
-	ErrorCode     string  `json:"error_code"`
-	ClientIP      string  `json:"client_ip"`
-	APIKey        string  `json:"api_key"`
-	KeyID         string  `json:"key_id"`
-	AuthMethod    string  `json:"auth_method"`
-	OAuthClientID string  `json:"oauth_client_id"`
-	Env           string  `json:"env"`
-	Signed        bool    `json:"signed"`
-	SignatureTS   int64   `json:"signature_ts"`
-	UserAgent     string  `json:"user_agent"`
-	Origin        string  `json:"origin"`
-	LatencyMS     float64 `json:"latency_ms"`
-	BytesIn       uint64  `json:"bytes_in"`
-	BytesOut      uint64  `json:"bytes_out"`
-	AccountID     string  `json:"account_id"`
+	TS            tsField
+	RequestID     string
+	Method        string
+	Path          string
+	Status        int64
+	ErrorCode     string
+	ClientIP      string
+	APIKey        string
+	KeyID         string
+	AuthMethod    string
+	OAuthClientID string
+	Env           string
+	Signed        bool
+	SignatureTS   int64
+	UserAgent     string
+	Origin        string
+	LatencyMS     float64
+	BytesIn       uint64
+	BytesOut      uint64
+	AccountID     string
 }
 
 const absent = math.MinInt64
@@ -100,8 +97,22 @@ const absent = math.MinInt64
 // rejected message yields an *Error whose message never contains an API
 // key, and an accepted Row holds none either: every free-text field is
 // masked (secret.Mask), and an identifier that is itself a key is replaced
-// (see row).
+// (see row). Decode is safe for concurrent use.
 func (d *Decoder) Decode(raw []byte, now time.Time) (Row, error) {
+	s := scratches.Get().(*Scratch)
+	defer scratches.Put(s)
+	r, err := d.DecodeBorrowed(s, raw, now)
+	if err != nil {
+		return Row{}, err
+	}
+	r.own()
+	return r, nil
+}
+
+// DecodeBorrowed is Decode for a caller that copies the row at once (as
+// Rows.Append does), without allocating its strings: they borrow s's
+// memory and are valid until s is used again.
+func (d *Decoder) DecodeBorrowed(s *Scratch, raw []byte, now time.Time) (Row, error) {
 	if len(raw) > d.MaxBytes {
 		return Row{}, reject(ReasonTooLarge, "", "message of %d bytes exceeds the limit of %d", len(raw), d.MaxBytes)
 	}
@@ -112,42 +123,11 @@ func (d *Decoder) Decode(raw []byte, now time.Time) (Row, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Row{}, reject(ReasonNotJSON, "", "message is not a JSON object")
 	}
-	w := wire{Status: absent, SignatureTS: absent}
-	if err := json.UnmarshalNoEscape(trimmed, &w); err != nil {
-		return Row{}, jsonError(err)
+	w, err := parseWire(s, trimmed)
+	if err != nil {
+		return Row{}, err
 	}
 	return w.row(now, d, secret.MaskerFor(trimmed))
-}
-
-// jsonError classifies a decoding error, scrubbing anything key-like it quotes.
-func jsonError(err error) *Error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if i := strings.LastIndexByte(field, '.'); i >= 0 {
-			field = field[i+1:]
-		}
-		return reject(ReasonWrongType, field, "got JSON %s, want %s", te.Value, jsonKind(te.Type.Kind().String()))
-	}
-	var fe *Error
-	if errors.As(err, &fe) {
-		return fe
-	}
-	return reject(ReasonNotJSON, "", "%s", err.Error())
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "float32", "float64":
-		return "number"
-	case "struct":
-		return "string or number"
-	}
-	return "integer"
 }
 
 // row validates w and builds the Row.

@@ -195,11 +195,31 @@ func TestDecodeRejects(t *testing.T) {
 func BenchmarkDecode(b *testing.B) {
 	d := NewDecoder(0, 0)
 	raw := []byte(good)
-	b.SetBytes(int64(len(raw)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := d.Decode(raw, now); err != nil {
-			b.Fatal(err)
+	b.Run("owned", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := d.Decode(raw, now); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	// The ingester's path: the row borrows the scratch and is appended
+	// (copied) into the batch's columns.
+	b.Run("borrowed+append", func(b *testing.B) {
+		var s Scratch
+		var rows Rows
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := d.DecodeBorrowed(&s, raw, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if rows.Len() == 10_000 {
+				rows.Reset()
+			}
+			rows.Append(&r)
+		}
+	})
 }

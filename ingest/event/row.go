@@ -3,7 +3,10 @@
 // offset, or says precisely why the event is unusable.
 package event
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Row is one decoded access-log event, shaped like the access_log table.
 // It never holds a full API key: only its fingerprint and hint.
@@ -37,4 +40,14 @@ type Row struct {
 	// Where the event came from; set by the consumer, not the decoder.
 	KafkaPartition int32
 	KafkaOffset    int64
+}
+
+// own gives r copies of its strings, so that it no longer borrows a
+// Scratch's memory (see DecodeBorrowed).
+func (r *Row) own() {
+	for _, s := range [...]*string{&r.RequestID, &r.Method, &r.Path, &r.Route, &r.ErrorCode, &r.ClientIP, &r.ClientNet,
+		&r.KeyID, &r.KeySource, &r.KeyFP, &r.KeyHint, &r.Env, &r.AuthMethod, &r.OAuthClientID, &r.AccountID,
+		&r.UserAgent, &r.Origin} {
+		*s = strings.Clone(*s)
+	}
 }
