@@ -47,7 +47,9 @@ test-unit:
 
 ## fuzz: run the decoder fuzzer for FUZZTIME (default 60s)
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./ingest/event/
+	$(GO) test -run XXX -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-60s} ./ingest/event/
+	$(GO) test -run XXX -fuzz '^FuzzWireAgreesWithReflectiveDecoder$$' -fuzztime $${FUZZTIME:-60s} ./ingest/event/
+	$(GO) test -run XXX -fuzz '^FuzzRoute$$' -fuzztime $${FUZZTIME:-60s} ./ingest/event/
 
 ## demo: the whole local pipeline: services, schema, generated traffic with incidents, ingest, queries
 demo: services build
