@@ -110,8 +110,9 @@ func (d *Decoder) Decode(raw []byte, now time.Time) (Row, error) {
 }
 
 // DecodeBorrowed is Decode for a caller that copies the row at once (as
-// Rows.Append does), without allocating its strings: they borrow s's
-// memory and are valid until s is used again.
+// Rows.Append does), without allocating its strings: they may share memory
+// with raw and with s, and are valid only while raw is unchanged and until s
+// is used again.
 func (d *Decoder) DecodeBorrowed(s *Scratch, raw []byte, now time.Time) (Row, error) {
 	if len(raw) > d.MaxBytes {
 		return Row{}, reject(ReasonTooLarge, "", "message of %d bytes exceeds the limit of %d", len(raw), d.MaxBytes)

@@ -162,7 +162,8 @@ func (w *wire) set(f field, d *jx.Decoder, in []byte) (*Error, error) {
 			if err != nil {
 				return nil, err
 			}
-			return w.TS.setString(string(v)), nil
+			// setString keeps nothing of its argument: no copy needed.
+			return w.TS.setString(unsafe.String(unsafe.SliceData(v), len(v))), nil
 		case jx.Number:
 			n, err := d.Num()
 			if err != nil {
