@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -167,14 +168,31 @@ func (p *proc) ready() int {
 	return resp.StatusCode
 }
 
+// issuedPorts are the ports freePort has returned in this test binary.
+var issuedPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// freePort returns a port nothing listens on, never the same one twice:
+// the kernel may hand a just-closed port out again, and a service given the
+// same port for two listeners (native and HTTP) hangs its clients.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	issuedPorts.Lock()
+	defer issuedPorts.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !issuedPorts.m[port] {
+			issuedPorts.m[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func tail(s string, n int) string {

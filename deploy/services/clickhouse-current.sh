@@ -58,15 +58,15 @@ srv_pid() { pidfile_pid "$PIDFILE" "clickhouse-current/launch.py"; }
 
 answering() {
     if command -v clickhouse-client >/dev/null 2>&1; then
-        clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT 1' >/dev/null 2>&1
+        timeout 10 clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT 1' >/dev/null 2>&1
     else
-        curl -fsS "http://127.0.0.1:$HTTP_PORT/?query=SELECT%201" >/dev/null 2>&1
+        curl -fsS --max-time 10 "http://127.0.0.1:$HTTP_PORT/?query=SELECT%201" >/dev/null 2>&1
     fi
 }
 
 version() {
-    curl -fsS "http://127.0.0.1:$HTTP_PORT/?query=SELECT%20version()%20FORMAT%20TabSeparated" 2>/dev/null \
-        || clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT version()' 2>/dev/null
+    curl -fsS --max-time 10 "http://127.0.0.1:$HTTP_PORT/?query=SELECT%20version()%20FORMAT%20TabSeparated" 2>/dev/null \
+        || timeout 10 clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT version()' 2>/dev/null
 }
 
 write_files() {

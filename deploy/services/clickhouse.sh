@@ -61,8 +61,10 @@ cmd_install() {
 
 ch_pid() { pidfile_pid "$PIDFILE" "clickhouse-server"; }
 
+# answering: a bounded probe (something else on the port, e.g. an HTTP
+# listener, would otherwise keep the client waiting for a reply forever).
 answering() {
-    clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT 1' >/dev/null 2>&1
+    timeout 10 clickhouse-client --host 127.0.0.1 --port "$PORT" --query 'SELECT 1' >/dev/null 2>&1
 }
 
 # Build $STATE/conf from the packaged config plus the repo's users.d files.
@@ -136,7 +138,7 @@ cmd_start() {
     local i
     for ((i = 0; i < START_TIMEOUT * 2; i++)); do
         if answering; then
-            log "up: $(clickhouse-client --port "$PORT" --query 'SELECT version()') (pid $(cat "$PIDFILE"))"
+            log "up: $(timeout 10 clickhouse-client --port "$PORT" --query 'SELECT version()') (pid $(cat "$PIDFILE"))"
             return 0
         fi
         if ! ch_pid >/dev/null; then
